@@ -1,0 +1,165 @@
+"""The image deblurring model every deblurzoo image arch trains with: BasicSR's SRModel plus what deblurring needs.
+
+Differences from ``SRModel`` (and only these):
+- nets may return ``(output, *aux)`` in training mode (multi-stage outputs, deformable offsets, ...); the first item is
+  the image, subclasses turn ``aux`` into extra losses in :meth:`DeblurModel.compute_losses`;
+- a ``flow`` tensor in the batch is kept (``self.flow``) for flow-supervised losses;
+- losses may return a tensor or BasicSR's ``(perceptual, style)`` tuple;
+- options are never mutated (``SRModel`` pops ``type`` out of ``optim_g`` and ``scheduler``);
+- schedulers: BasicSR's plus ``PolyLR``;
+- test-time inference goes through the bare network (not its DDP wrapper) in :meth:`DeblurModel.inference`, the one
+  place later options (self-ensemble, tiling) hook in;
+- one validation loop for single and distributed runs: each rank evaluates its share of the images and the sums are
+  reduced, so every image counts exactly once; images are saved per sequence (``<dataset>/<seq>/<frame>_<suffix>``)
+  because frame names repeat across sequences in GoPro-style sets.
+"""
+import os.path as osp
+from collections import OrderedDict
+
+import torch
+from torch import distributed as dist
+from torch.utils.data import default_collate
+from tqdm import tqdm
+
+from basicsr.metrics import calculate_metric
+from basicsr.models import lr_scheduler as basicsr_lr_scheduler
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import imwrite, tensor2img
+from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.registry import MODEL_REGISTRY
+from .lr_scheduler import PolyLR
+
+SCHEDULERS = {
+    'MultiStepLR': basicsr_lr_scheduler.MultiStepRestartLR,
+    'MultiStepRestartLR': basicsr_lr_scheduler.MultiStepRestartLR,
+    'CosineAnnealingRestartLR': basicsr_lr_scheduler.CosineAnnealingRestartLR,
+    'PolyLR': PolyLR,
+}
+OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
+
+
+def split_output(out):
+    """``net(x)`` -> (image, aux tuple): nets may return the image alone or ``(image, *aux)``."""
+    if isinstance(out, (tuple, list)):
+        return out[0], tuple(out[1:])
+    return out, ()
+
+
+def _with_type(opt, key, table):
+    """Copy of ``opt`` without ``type`` and the class ``type`` names in ``table``; errors name the YAML key."""
+    opt = dict(opt)
+    kind = opt.pop('type', None)
+    if kind not in table:
+        raise ValueError(f"train.{key}.type: unknown '{kind}'; use one of {', '.join(table)}")
+    return table[kind], opt
+
+
+@MODEL_REGISTRY.register()
+class DeblurModel(SRModel):
+    """Image deblurring model (see the module docstring). YAML: as BasicSR's SRModel."""
+
+    def feed_data(self, data):
+        super().feed_data(data)
+        if 'flow' in data:
+            self.flow = data['flow'].to(self.device)
+
+    def setup_optimizers(self):
+        params = [p for p in self.net_g.parameters() if p.requires_grad]
+        optim_cls, kwargs = _with_type(self.opt['train']['optim_g'], 'optim_g', OPTIMIZERS)
+        self.optimizer_g = optim_cls(params, **kwargs)
+        self.optimizers.append(self.optimizer_g)
+
+    def setup_schedulers(self):
+        sched_cls, kwargs = _with_type(self.opt['train']['scheduler'], 'scheduler', SCHEDULERS)
+        self.schedulers.extend(sched_cls(optimizer, **kwargs) for optimizer in self.optimizers)
+
+    def compute_losses(self, aux):
+        """Loss terms of one training step as an ordered dict of scalar tensors (summed for the backward pass).
+
+        Args:
+            aux (tuple): What the net returned after the image (empty for single-output nets).
+        """
+        losses = OrderedDict()
+        if self.cri_pix:
+            losses['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_perceptual:
+            percep = self.cri_perceptual(self.output, self.gt)
+            if isinstance(percep, tuple):  # BasicSR's PerceptualLoss: (perceptual, style), either may be None
+                for name, value in zip(('l_percep', 'l_style'), percep):
+                    if value is not None:
+                        losses[name] = value
+            else:
+                losses['l_percep'] = percep
+        return losses
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        self.output, aux = split_output(self.net_g(self.lq))
+        loss_dict = self.compute_losses(aux)
+        sum(loss_dict.values()).backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def inference(self, net, lq):
+        """Run ``net`` (bare, in eval mode) on ``lq`` (b, c, h, w) and return the restored batch."""
+        return split_output(net(lq))[0]
+
+    def test(self):
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = self.inference(net, self.lq)
+        net.train(was_training)
+
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self.nondist_validation(dataloader, current_iter, tb_logger, save_img)
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        dataset = dataloader.dataset
+        dataset_name = dataset.opt['name']
+        metrics = self.opt['val'].get('metrics') or {}
+        rank, world_size = get_dist_info()
+        sums = torch.zeros(len(metrics) + 1, dtype=torch.float64)  # metric sums, then the image count
+        indices = range(rank, len(dataset), world_size)
+        pbar = tqdm(total=len(dataset), unit='image', desc=f'Validate {dataset_name}',
+                    disable=rank != 0 or not self.opt['val'].get('pbar', False))
+        for idx in indices:
+            data = default_collate([dataset[idx]])
+            self.feed_data(data)
+            self.test()
+            result = tensor2img([self.output.detach().cpu()])
+            metric_data = {'img': result}
+            if hasattr(self, 'gt'):
+                metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
+                del self.gt
+            del self.lq, self.output
+            if save_img:
+                imwrite(result, self._visualization_path(data, dataset_name, current_iter))
+            for i, metric_opt in enumerate(metrics.values()):
+                sums[i] += calculate_metric(metric_data, metric_opt)
+            sums[-1] += 1
+            pbar.update(world_size)
+        pbar.close()
+        if world_size > 1:  # on the model's device: NCCL reduces CUDA tensors only
+            sums = sums.to(self.device)
+            dist.all_reduce(sums)
+            sums = sums.cpu()
+        if metrics:
+            self._initialize_best_metric_results(dataset_name)
+            self.metric_results = {name: (sums[i] / sums[-1]).item() for i, name in enumerate(metrics)}
+            for name, value in self.metric_results.items():
+                self._update_best_metric_result(dataset_name, name, value, current_iter)
+            if rank == 0:
+                self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+
+    def _visualization_path(self, data, dataset_name, current_iter):
+        """``<visualization>/<dataset>/<seq>/<frame>_<suffix>.png`` (training: ``<seq>/<frame>_<iter>.png``)."""
+        key = data['key'][0] if 'key' in data else osp.splitext(osp.basename(data['lq_path'][0]))[0]
+        key = osp.splitext(key)[0]
+        if self.opt['is_train']:
+            return osp.join(self.opt['path']['visualization'], dataset_name, f'{key}_{current_iter}.png')
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        return osp.join(self.opt['path']['visualization'], dataset_name, f'{key}_{suffix}.png')

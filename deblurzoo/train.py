@@ -1,0 +1,14 @@
+"""Train a deblurzoo (or any BasicSR) model from a YAML option file with BasicSR's trainer.
+
+    python deblurzoo/train.py -opt options/train_svdn_gopro.yml [--auto_resume] [--launcher pytorch]
+    torchrun --nproc_per_node=2 deblurzoo/train.py -opt options/train_svdn_gopro.yml --launcher pytorch
+
+Experiments and tensorboard logs go to ``experiments/`` and ``tb_logger/`` under the repository root, as BasicSR.
+"""
+from os import path as osp
+
+import deblurzoo  # noqa: F401  (patches BasicSR, registers archs/losses/datasets/models)
+from basicsr.train import train_pipeline
+
+if __name__ == '__main__':
+    train_pipeline(osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))

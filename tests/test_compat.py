@@ -1,0 +1,151 @@
+"""Each BasicSR 1.4.2 patch in deblurzoo.compat, proven on this (GPU-less) machine."""
+import collections
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+import deblurzoo
+from basicsr.utils.registry import ARCH_REGISTRY
+
+
+def test_every_patch_is_applied_and_documented():
+    assert deblurzoo.compat._applied
+    for name in deblurzoo.compat.PATCHES:
+        assert getattr(deblurzoo.compat, name).__doc__, name
+
+
+def test_functional_tensor_shim_lets_basicsr_import():
+    import basicsr.data.degradations as degradations  # imports torchvision.transforms.functional_tensor
+    from torchvision.transforms.functional import rgb_to_grayscale
+    assert degradations.rgb_to_grayscale is rgb_to_grayscale
+
+
+def test_unknown_type_names_the_type_and_lists_registered_names():
+    with pytest.raises(KeyError, match=r"Unknown type 'SVDNN' in the 'arch' registry.*Registered:.*SVDN"):
+        ARCH_REGISTRY.get('SVDNN')
+
+
+def test_distributed_init_and_ddp_on_cpu(tmp_path):
+    """BasicSR's init_dist divides by torch.cuda.device_count() == 0 and asks NCCL; DDP gets CUDA device_ids."""
+    script = textwrap.dedent("""
+        import os, socket, torch
+        import deblurzoo
+        from basicsr.utils import options
+        from basicsr.models.base_model import BaseModel
+        s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()
+        os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+        options.init_dist('pytorch')  # the name parse_options calls
+        assert torch.distributed.get_backend() == 'gloo', torch.distributed.get_backend()
+        model = BaseModel({'num_gpu': 0, 'is_train': True, 'dist': True})
+        net = model.model_to_device(torch.nn.Linear(2, 2))
+        assert isinstance(net, torch.nn.parallel.DistributedDataParallel) and net.device_ids is None
+        net(torch.ones(1, 2)).sum().backward()
+        torch.distributed.destroy_process_group()
+        print('OK')
+    """)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='')
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and 'OK' in out.stdout, out.stderr[-3000:]
+
+
+def _resume_opt(tmp_path, auto_resume):
+    exp = tmp_path / 'experiments' / 'exp'
+    return {
+        'name': 'exp', 'auto_resume': auto_resume, 'num_gpu': 0, 'network_g': {'type': 'SVDN'},
+        'path': {'training_states': str(exp / 'training_states'), 'models': str(exp / 'models'), 'resume_state': None}
+    }
+
+
+def test_auto_resume_finds_newest_state_under_experiment_root_and_maps_to_cpu(tmp_path, monkeypatch):
+    import basicsr.train
+    opt = _resume_opt(tmp_path, auto_resume=True)
+    os.makedirs(opt['path']['training_states'])
+    for it in (2, 10, 9):  # newest by iteration, not by name order
+        state = {'epoch': 0, 'iter': it, 'optimizers': [{'t': torch.ones(2)}],
+                 'schedulers': [{'milestones': collections.Counter([5])}]}
+        torch.save(state, os.path.join(opt['path']['training_states'], f'{it}.state'))
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # BasicSR looked in ./experiments/<name> relative to the working directory
+    state = basicsr.train.load_resume_state(opt)
+    assert state['iter'] == 10 and state['optimizers'][0]['t'].device.type == 'cpu'
+    assert opt['path']['resume_state'].endswith('10.state')
+    assert opt['path']['pretrain_network_g'].endswith('net_g_10.pth')  # check_resume still runs
+
+
+def test_resume_state_refuses_pickled_code(tmp_path):
+    import basicsr.train
+    opt = _resume_opt(tmp_path, auto_resume=False)
+    bad = tmp_path / 'evil.state'
+    torch.save({'iter': 1, 'payload': collections.OrderedDict, 'f': os.system}, bad)
+    opt['path']['resume_state'] = str(bad)
+    with pytest.raises(RuntimeError, match='evil.state'):
+        basicsr.train.load_resume_state(opt)
+
+
+def test_missing_resume_state_names_the_path(tmp_path):
+    import basicsr.train
+    opt = _resume_opt(tmp_path, auto_resume=False)
+    opt['path']['resume_state'] = str(tmp_path / 'nope.state')
+    with pytest.raises(FileNotFoundError, match='nope.state'):
+        basicsr.train.load_resume_state(opt)
+
+
+@ARCH_REGISTRY.register()
+class CompatTestClipNet(nn.Module):
+    """A clip-to-clip net for the video-model patches: insists on (b, t, c, h, w)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        assert x.dim() == 5, f'expected a clip (b, t, c, h, w), got {tuple(x.shape)}'
+        return x * self.scale
+
+
+class _Clips(torch.utils.data.Dataset):
+
+    def __init__(self):
+        self.opt = {'name': 'clips'}
+        self.data_info = {'folder': ['a', 'a', 'a', 'b', 'b']}  # per-frame folders, as BasicSR's video test sets
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        t = 3 if i == 0 else 2
+        gt = torch.rand(t, 3, 8, 8, generator=g)
+        return {'lq': gt * 0.9, 'gt': gt, 'folder': 'ab'[i], 'lq_path': f'{i}'}
+
+
+def _video_model():
+    from basicsr.models.video_recurrent_model import VideoRecurrentModel
+    opt = {'num_gpu': 0, 'is_train': False, 'dist': False, 'rank': 0, 'name': 'compat',
+           'network_g': {'type': 'CompatTestClipNet'}, 'path': {},
+           'val': {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}}}
+    return VideoRecurrentModel(opt)
+
+
+def test_video_feed_data_keeps_batch_axis_after_callers_squeeze():
+    model = _video_model()
+    data = {'lq': torch.rand(1, 3, 3, 8, 8), 'gt': torch.rand(1, 3, 3, 8, 8)}
+    model.feed_data(data)
+    data['lq'].squeeze_(0)
+    data['gt'].squeeze_(0)
+    assert model.lq.shape == (1, 3, 3, 8, 8) and model.gt.shape == (1, 3, 3, 8, 8)
+
+
+def test_video_validation_metric_buffers_on_model_device():
+    model = _video_model()
+    loader = torch.utils.data.DataLoader(_Clips())
+    model.validation(loader, current_iter=1, tb_logger=None, save_img=False)
+    assert {k: v.device.type for k, v in model.metric_results.items()} == {'a': 'cpu', 'b': 'cpu'}
+    assert model.metric_results['a'].shape == (3, 1)
+    assert torch.all(model.metric_results['a'] > 15)  # 0.9 * gt: a finite, real PSNR per frame
