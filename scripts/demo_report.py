@@ -1,0 +1,92 @@
+"""Results table and comparison images for a model evaluated by ``deblurzoo/test.py`` on a GoPro-layout test split.
+
+    python scripts/demo_report.py --dataroot datasets/demo --results results/SVDN_demo --out results/demo_svdn
+
+For every pair of the split it reads the blurry input, the sharp ground truth and the model's output saved by the
+test run (``<results>/visualization/<dataset>/<seq>/<frame>_<suffix>.png``), computes PSNR/SSIM (BasicSR's metrics,
+RGB, no border crop) of input and output against the ground truth, and writes to ``--out``:
+``results.md`` (per sequence and overall), ``results.json`` (per image) and ``compare/<seq>_<frame>.png``
+(blurry | deblurred | sharp).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import sys
+from collections import defaultdict
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+
+def _output_path(results, seq, frame):
+    """The one image the test run saved for ``seq/frame`` (any dataset name and suffix)."""
+    matches = sorted(glob.glob(osp.join(results, 'visualization', '*', seq, f'{frame}_*.png')))
+    if len(matches) != 1:
+        raise FileNotFoundError(f'expected one output for {seq}/{frame} under {results}/visualization, '
+                                f'found {len(matches)}: {matches} (did deblurzoo/test.py run with save_img: true?)')
+    return matches[0]
+
+
+def _labelled(img, text):
+    out = img.copy()
+    cv2.putText(out, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--dataroot', default='datasets/demo', help='GoPro-layout root')
+    parser.add_argument('--split', default='test')
+    parser.add_argument('--results', default='results/SVDN_demo', help="the test run's results folder")
+    parser.add_argument('--out', default='results/demo_svdn', help='where the table and comparisons go')
+    args = parser.parse_args(argv)
+
+    import deblurzoo  # noqa: F401  (BasicSR needs deblurzoo's compatibility patches before it imports)
+    from basicsr.metrics import calculate_psnr, calculate_ssim
+    from deblurzoo.data.gopro_dataset import scan_gopro
+
+    pairs = scan_gopro(args.dataroot, args.split)
+    os.makedirs(osp.join(args.out, 'compare'), exist_ok=True)
+    rows = []
+    for pair in tqdm(pairs, desc='report', unit='image'):
+        seq, frame = pair['key'].split('/')
+        frame = osp.splitext(frame)[0]
+        blur, sharp = cv2.imread(pair['lq_path']), cv2.imread(pair['gt_path'])
+        out = cv2.imread(_output_path(args.results, seq, frame))
+        if out is None or out.shape != sharp.shape:
+            raise ValueError(f'output for {seq}/{frame} is unreadable or not {sharp.shape}')
+        row = {'key': f'{seq}/{frame}'}
+        for name, img in (('input', blur), ('output', out)):
+            row[f'psnr_{name}'] = float(calculate_psnr(img, sharp, crop_border=0))
+            row[f'ssim_{name}'] = float(calculate_ssim(img, sharp, crop_border=0))
+        rows.append(row)
+        panel = np.concatenate([_labelled(blur, 'blurry'), _labelled(out, 'deblurred'), _labelled(sharp, 'sharp')], 1)
+        cv2.imwrite(osp.join(args.out, 'compare', f'{seq}_{frame}.png'), panel)
+
+    by_seq = defaultdict(list)
+    for row in rows:
+        by_seq[row['key'].split('/')[0]].append(row)
+    metrics = ('psnr_input', 'psnr_output', 'ssim_input', 'ssim_output')
+    lines = [f'# {osp.basename(osp.normpath(args.results))} on {args.dataroot} ({args.split})', '',
+             '| sequence | images | PSNR input | PSNR output | gain (dB) | SSIM input | SSIM output |',
+             '|---|---:|---:|---:|---:|---:|---:|']
+    for seq, group in sorted(by_seq.items()) + [('**all**', rows)]:
+        m = {k: float(np.mean([r[k] for r in group])) for k in metrics}
+        lines.append(f"| {seq} | {len(group)} | {m['psnr_input']:.2f} | {m['psnr_output']:.2f} | "
+                     f"{m['psnr_output'] - m['psnr_input']:+.2f} | {m['ssim_input']:.4f} | {m['ssim_output']:.4f} |")
+    table = '\n'.join(lines) + '\n'
+    with open(osp.join(args.out, 'results.md'), 'w') as f:
+        f.write(table)
+    with open(osp.join(args.out, 'results.json'), 'w') as f:
+        json.dump(rows, f, indent=1)
+    print(table)
+    print(f'comparisons (blurry | deblurred | sharp): {osp.join(args.out, "compare")}/')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""End to end through the real entry points: train from a YAML, checkpoint, --auto_resume, test.py, 2-process torchrun,
+and the errors a user gets for a bad option file. Each run is a subprocess of ``deblurzoo/{train,test}.py`` copied under
+a temporary root, so ``experiments/``, ``tb_logger/`` and ``results/`` land there, where BasicSR puts them."""
+import os
+import os.path as osp
+import re
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+import data_factory
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def root(tmp_path_factory):
+    """A temporary project root holding the entry points and a tiny GoPro set with flows."""
+    root = tmp_path_factory.mktemp('e2e')
+    os.makedirs(root / 'deblurzoo')
+    for name in ('train.py', 'test.py'):
+        shutil.copy(osp.join(REPO, 'deblurzoo', name), root / 'deblurzoo' / name)
+    for split in ('train', 'test'):
+        data_factory.make_gopro_tree(str(root / 'GOPRO_Large'), split=split, frames=3, size=(40, 48), with_flow=True)
+    return root
+
+
+def _train_opt(root, name, **train_overrides):
+    with open(osp.join(REPO, 'options', 'demo', 'train_svdn_demo.yml')) as f:
+        opt = yaml.safe_load(f)
+    opt['name'] = name
+    for phase in ('train', 'val'):
+        opt['datasets'][phase]['dataroot'] = str(root / 'GOPRO_Large')
+    opt['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1)
+    opt['network_g'].update(num_feat=8, num_conv=1)
+    opt['train']['total_iter'] = 4
+    opt['train']['scheduler']['total_iter'] = 4
+    opt['train'].update(train_overrides)
+    opt['val']['val_freq'] = 2
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    return opt
+
+
+def _write(root, opt, filename):
+    path = root / filename
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return str(path)
+
+
+def _run(root, *args, timeout=300):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, *args], cwd=root, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _log(root, name, prefix='train'):
+    folder = root / ('experiments' if prefix == 'train' else 'results') / name
+    logs = sorted(p for p in os.listdir(folder) if p.startswith(prefix) and p.endswith('.log'))
+    return '\n'.join(open(folder / p).read() for p in logs)
+
+
+def test_train_checkpoint_resume_and_test(root):
+    opt = _train_opt(root, 'svdn_e2e')
+    opt_path = _write(root, opt, 'train_svdn_e2e.yml')
+    run = _run(root, 'deblurzoo/train.py', '-opt', opt_path)
+    assert run.returncode == 0, run.stderr[-4000:]
+    exp = root / 'experiments' / 'svdn_e2e'
+    assert {'net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth'} <= set(os.listdir(exp / 'models'))
+    assert {'2.state', '4.state'} <= set(os.listdir(exp / 'training_states'))
+    log = _log(root, 'svdn_e2e')
+    assert 'l_position' in log and 'l_pix' in log
+    assert len(re.findall(r'# psnr: \d+\.\d+', log)) >= 2  # validated at iter 2, 4 and after training
+    params = torch.load(exp / 'models' / 'net_g_latest.pth', weights_only=True)['params']
+    assert 'neck.dcn1.weight' in params
+
+    # resume: the same experiment continues from its newest state instead of starting over
+    run = _run(root, 'deblurzoo/train.py', '-opt', opt_path, '--auto_resume', '--force_yml', 'train:total_iter=6')
+    assert run.returncode == 0, run.stderr[-4000:]
+    log = _log(root, 'svdn_e2e')
+    assert 'Resuming training from epoch: ' in log and re.search(r'Resuming training from epoch: \d+, iter: 4', log)
+    assert re.search(r'Start training from epoch: \d+, iter: 4', log)
+    assert re.search(r'iter:\s+5,', log) and re.search(r'iter:\s+6,', log)
+    assert '6.state' in os.listdir(exp / 'training_states')
+    assert not any(d.startswith('svdn_e2e_archived') for d in os.listdir(root / 'experiments'))
+
+    # test.py evaluates the trained weights and saves one output per pair, per sequence
+    test_opt = {
+        'name': 'svdn_e2e', 'model_type': 'SVDNModel', 'scale': 1, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'test': {'name': 'gopro_test', 'type': 'GoProDataset', 'dataroot': str(root / 'GOPRO_Large'),
+                              'split': 'test', 'io_backend': {'type': 'disk'}}},
+        'network_g': opt['network_g'],
+        'path': {'pretrain_network_g': str(exp / 'models' / 'net_g_latest.pth'), 'strict_load_g': True},
+        'val': {'save_img': True, 'suffix': None, 'metrics': opt['val']['metrics']}
+    }
+    run = _run(root, 'deblurzoo/test.py', '-opt', _write(root, test_opt, 'test_svdn_e2e.yml'))
+    assert run.returncode == 0, run.stderr[-4000:]
+    log = _log(root, 'svdn_e2e', prefix='test')
+    assert re.search(r'# psnr: \d+\.\d+', log) and re.search(r'# ssim: 0\.\d+', log)
+    vis = root / 'results' / 'svdn_e2e' / 'visualization' / 'gopro_test'
+    saved = sorted(osp.join(seq, f) for seq in os.listdir(vis) for f in os.listdir(vis / seq))
+    assert len(saved) == 6 and len({osp.dirname(s) for s in saved}) == 2  # 2 sequences x 3 frames, no name clash
+
+
+def test_torchrun_two_processes_on_cpu(root):
+    opt = _train_opt(root, 'svdn_ddp')
+    opt['train']['total_iter'] = opt['train']['scheduler']['total_iter'] = 2
+    opt_path = _write(root, opt, 'train_svdn_ddp.yml')
+    run = _run(root, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}',
+               'deblurzoo/train.py', '-opt', opt_path, '--launcher', 'pytorch')
+    assert run.returncode == 0, run.stderr[-4000:]
+    log = _log(root, 'svdn_ddp')
+    assert 'World size (gpu number): 2' in log
+    assert re.search(r'# psnr: \d+\.\d+', log)
+    assert 'net_g_latest.pth' in os.listdir(root / 'experiments' / 'svdn_ddp' / 'models')
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda o: o['network_g'].update(type='SVDNN'), r"Unknown type 'SVDNN' in the 'arch' registry"),
+    (lambda o: o['datasets']['train'].update(use_flow=False), r'position_opt\.loss_weight.*use_flow'),
+    (lambda o: o['datasets']['train'].update(dataroot='/nonexistent/GOPRO_Large'), r'/nonexistent/GOPRO_Large'),
+    (lambda o: o['train']['scheduler'].update(type='Poly'), r"train\.scheduler\.type: unknown 'Poly'"),
+])
+def test_bad_option_file_gives_clear_error(root, change, message):
+    opt = _train_opt(root, 'svdn_bad')
+    change(opt)
+    run = _run(root, 'deblurzoo/train.py', '-opt', _write(root, opt, 'train_svdn_bad.yml'))
+    assert run.returncode != 0
+    assert re.search(message, run.stderr), run.stderr[-3000:]
