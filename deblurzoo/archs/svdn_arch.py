@@ -111,8 +111,10 @@ class SVDN(nn.Module):
         self.neck = _DeconvNeck(num_feat, deform_kernel_size, dcn_backend) if deform else ResidualBlock(num_feat)
         self.upsample = nn.Sequential(nn.ConvTranspose2d(num_feat, num_feat // 2, 4, 2, 1), nn.PReLU(num_feat // 2))
         self.conv_last = conv3x3(num_feat // 2, num_out_ch)
-        # Xavier initialisation as in the paper, except the offset predictors (zero: start at the regular grid)
+        # Xavier initialisation as in the paper, except the offset predictors (zero: start at the regular grid) and the
+        # last conv (zero: the global skip starts as the identity, so training never begins below the blurry input)
         default_init_weights(self, 'xavier')
+        zero_module(self.conv_last)
         if deform:
             for dcn in (self.neck.dcn1, self.neck.dcn2):
                 nn.init.xavier_normal_(dcn.weight)
