@@ -22,6 +22,7 @@ from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from deblurzoo.data.flow_util import FLOW_CHANNELS, flow_from_bytes
+from .data_util import check_option_keys
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 FLOW_EXTENSIONS = ('.png', '.npy')
@@ -253,8 +254,13 @@ class GoProDataset(data.Dataset):
                 read. Default: False.
     """
 
+    OPTION_KEYS = ('dataroot', 'split', 'blur_folder', 'sharp_folder', 'meta_info_file', 'io_backend', 'dataroot_lq',
+                   'dataroot_gt', 'use_flow', 'flow_folder', 'dataroot_flow', 'gt_size', 'use_hflip', 'use_rot',
+                   'use_channel_permute', 'mean', 'std', 'check_sizes')
+
     def __init__(self, opt):
         super().__init__()
+        check_option_keys(opt, self.OPTION_KEYS, 'GoProDataset')
         self.opt = opt
         self.phase = opt.get('phase', 'test')
         self.is_train = self.phase == 'train'

@@ -391,3 +391,10 @@ def test_make_lmdb_names_and_refuses_overwrite(tmp_path):
     _remove(osp.join(root, 'train', SEQ, 'flow', _frames(root)[0]))
     with pytest.raises(FileNotFoundError, match='compute_flows.py'):
         make_lmdb.main(['--root', root, '--split', 'train', '--out', str(tmp_path / 'o3')])
+
+
+def test_unknown_option_key_is_named_with_a_suggestion(tmp_path):
+    root = make_gopro_tree(str(tmp_path / 'GOPRO_Large'), split='test')
+    opt = {'name': 'typo', 'type': 'GoProDataset', 'phase': 'test', 'dataroot': root, 'use_flwo': True}
+    with pytest.raises(ValueError, match=r"GoProDataset 'typo': unknown option 'use_flwo' \(did you mean 'use_flow'\?\)"):
+        build_dataset(opt)
