@@ -36,6 +36,5 @@ setup(
         'demo': ['scikit-video', 'scikit-image'],
         'test': ['pytest', 'scikit-video', 'scikit-image'],
     },
-    entry_points={'console_scripts': ['deblurzoo-infer=deblurzoo.infer:main']},
     license='Apache-2.0',
 )
