@@ -4,7 +4,7 @@ Flow Guided Training", CVPR 2020 (``../shared/papers/001_f8374c53d815a6e8.txt``)
 backbone (one stride-2 downsampling, dilated 3x3 convs at rates 1, 2, 4, fusion module) -> blur feature and content
 feature -> neck (two modulated deformable 5x5 convs whose offsets/masks come from the blur feature) -> head
 (transposed conv x2, conv to RGB) + global skip. The paper's Figure 3 (the backbone's exact layer table) did not
-survive; the widths below are our choice and land on the paper's "nearly 0.8M parameters" (3.1 MB): 787,045 with the
+survive; the widths below are our choice and land on the paper's "nearly 0.8M parameters" (3.1 MB): 788,188 with the
 defaults.
 """
 import torch

@@ -1,0 +1,48 @@
+"""SVDN: the paper's size, its Table 2 ablation switches, and the offsets it returns for the position loss."""
+import pytest
+import torch
+
+import deblurzoo  # noqa: F401
+from basicsr.archs import build_network
+from deblurzoo.archs.arch_util import count_parameters
+from deblurzoo.archs.svdn_arch import SVDN
+
+
+def test_default_size_matches_paper():
+    n = count_parameters(SVDN())
+    assert abs(n - 0.8e6) / 0.8e6 < 0.05, n  # "nearly 0.8M parameters" (3.1 MB)
+    assert n == 788188
+
+
+def test_training_mode_returns_dcn1_offsets_at_half_resolution():
+    net = SVDN(num_feat=8, num_conv=1).train()
+    out, offset = net(torch.rand(2, 3, 37, 53))
+    assert out.shape == (2, 3, 37, 53)
+    assert offset.shape == (2, 2 * 25, 19, 27)  # 25 sampling points of the 5x5 DCN1, (dy, dx) each
+    assert torch.count_nonzero(offset) == 0  # offset predictors start at the regular grid
+    net.eval()
+    assert torch.is_tensor(net(torch.rand(1, 3, 16, 16)))
+
+
+def test_starts_as_identity():
+    x = torch.rand(1, 3, 21, 30)
+    assert torch.equal(SVDN(num_feat=8, num_conv=1).eval()(x), x)
+
+
+def test_ablation_switches():
+    base = SVDN(num_feat=8, num_conv=1, dilated=False, deform=False).train()
+    assert not any(isinstance(m, deblurzoo.ops.ModulatedDeformConv) for m in base.modules())
+    assert torch.is_tensor(base(torch.rand(1, 3, 16, 16)))  # no offsets without the deformable neck
+    dilations = {m.dilation for m in base.backbone.modules() if isinstance(m, torch.nn.Conv2d)}
+    assert dilations == {(1, 1)}
+    full = SVDN(num_feat=8, num_conv=1)
+    assert {m.dilation for m in full.backbone.modules() if isinstance(m, torch.nn.Conv2d)} == {(1, 1), (2, 2), (4, 4)}
+
+
+def test_builds_from_yaml_keys_and_rejects_bad_width():
+    net = build_network({'type': 'SVDN', 'num_feat': 8, 'num_conv': 1, 'dcn_backend': 'torchvision'})
+    assert net.neck.dcn1.backend == 'torchvision'
+    with pytest.raises(ValueError, match='num_out_ch'):
+        SVDN(num_out_ch=1)
+    with pytest.raises(ValueError, match=r'SVDN expects a \(batch, 3, height, width\) tensor'):
+        SVDN(num_feat=8, num_conv=1)(torch.rand(3, 16, 16))
