@@ -12,7 +12,7 @@ TORCHVISION_PIN="torchvision==0.29.1"
 BASICSR_PIN="basicsr==1.4.2"
 
 quiet_pip() {  # pip without the mirror's noise, but with its errors
-  "$PY" -m pip install --disable-pip-version-check "$@" 2>&1 | grep -v -E "is ignored: it is neither|^\s*$" || true
+  "$PY" -m pip install --disable-pip-version-check "$@" 2>&1 | grep -v -E "is ignored: it is neither|^Requirement already satisfied|^\s*$" || true
   test "${PIPESTATUS[0]}" -eq 0
 }
 
