@@ -41,8 +41,8 @@ def functional_tensor_shim():
 
 @_patch
 def registry_errors():
-    """BasicSR's ``Registry.get`` fails on an unknown name with a bare KeyError (and prints a spurious 'use name ..._basicsr'
-    line first). Name the registry, the unknown ``type:`` and the registered names instead."""
+    """BasicSR's ``Registry.get`` fails on an unknown name with a bare KeyError (after printing a spurious
+    'use name ..._basicsr' line). Name the registry, the unknown ``type:`` and the registered names instead."""
     from basicsr.utils.registry import Registry
 
     def get(self, name, suffix='basicsr'):

@@ -2,8 +2,9 @@
 
 One file per blurry frame holds both flows as a 4-channel 16-bit PNG: channels
 ``(u_prev, v_prev, u_next, v_next)`` in pixels (u: +x, right; v: +y, down), each stored as
-``round(flow * FLOW_SCALE) + FLOW_OFFSET``. That is 1/64 px resolution over +-512 px, lossless PNG, and -- being an image --
-it goes into LMDB unchanged with BasicSR's ``make_lmdb_from_imgs``. ``.npy`` files (float, H x W x 4) are read too.
+``round(flow * FLOW_SCALE) + FLOW_OFFSET``. That is 1/64 px resolution over +-512 px, lossless PNG, and -- being an
+image -- it goes into LMDB unchanged with BasicSR's ``make_lmdb_from_imgs``. ``.npy`` files (float, H x W x 4) are
+read too.
 """
 import os
 

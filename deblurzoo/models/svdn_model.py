@@ -19,9 +19,9 @@ class SVDNModel(DeblurModel):
         if position_opt and position_opt.get('loss_weight', 1) > 0:
             train_set = self.opt.get('datasets', {}).get('train', {})
             if not train_set.get('use_flow', False):
-                raise ValueError('train.position_opt.loss_weight is above zero but datasets.train.use_flow is not true: '
-                                 'the position loss needs optical flows (compute them with scripts/compute_flows.py '
-                                 'and set use_flow: true), or set position_opt.loss_weight: 0')
+                raise ValueError('train.position_opt.loss_weight is above zero but datasets.train.use_flow is not '
+                                 'true: the position loss needs optical flows (compute them with '
+                                 'scripts/compute_flows.py and set use_flow: true), or set position_opt.loss_weight: 0')
             self.cri_position = build_loss(position_opt).to(self.device)
         super().init_training_settings()
 

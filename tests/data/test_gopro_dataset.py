@@ -396,5 +396,6 @@ def test_make_lmdb_names_and_refuses_overwrite(tmp_path):
 def test_unknown_option_key_is_named_with_a_suggestion(tmp_path):
     root = make_gopro_tree(str(tmp_path / 'GOPRO_Large'), split='test')
     opt = {'name': 'typo', 'type': 'GoProDataset', 'phase': 'test', 'dataroot': root, 'use_flwo': True}
-    with pytest.raises(ValueError, match=r"GoProDataset 'typo': unknown option 'use_flwo' \(did you mean 'use_flow'\?\)"):
+    expected = r"GoProDataset 'typo': unknown option 'use_flwo' \(did you mean 'use_flow'\?\)"
+    with pytest.raises(ValueError, match=expected):
         build_dataset(opt)
