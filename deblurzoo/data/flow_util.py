@@ -6,6 +6,7 @@ One file per blurry frame holds both flows as a 4-channel 16-bit PNG: channels
 image -- it goes into LMDB unchanged with BasicSR's ``make_lmdb_from_imgs``. ``.npy`` files (float, H x W x 4) are
 read too.
 """
+import io
 import os
 
 import cv2
@@ -47,15 +48,22 @@ def read_flow(path):
     """Read a flow file written by :func:`write_flow` as (H, W, 4) float32."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'flow file not found: {path} (compute flows with scripts/compute_flows.py)')
-    if path.endswith('.npy'):
-        flow = np.load(path, allow_pickle=False).astype(np.float32)
-        if flow.ndim != 3 or flow.shape[2] != FLOW_CHANNELS:
-            raise ValueError(f'{path}: expected a flow of shape (H, W, {FLOW_CHANNELS}), got {flow.shape}')
-        return flow
-    return decode_flow(cv2.imread(path, cv2.IMREAD_UNCHANGED), path)
+    with open(path, 'rb') as f:
+        return flow_from_bytes(f.read(), path)
 
 
 def flow_from_bytes(content, path='<flow>'):
-    """Decode flow bytes from a FileClient (disk or LMDB)."""
-    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
-    return decode_flow(img, path)
+    """Decode the bytes of a flow file (from disk or a FileClient/LMDB) as (H, W, 4) float32.
+
+    ``path`` picks the codec (``.npy``: float array; anything else, e.g. an LMDB key: the 16-bit PNG encoding) and
+    names the source in errors.
+    """
+    if path.endswith('.npy'):
+        try:
+            flow = np.load(io.BytesIO(content), allow_pickle=False)
+        except ValueError as err:
+            raise ValueError(f'cannot decode the flow file {path}: {err}') from None
+        if flow.ndim != 3 or flow.shape[2] != FLOW_CHANNELS:
+            raise ValueError(f'{path}: expected a flow of shape (H, W, {FLOW_CHANNELS}), got {flow.shape}')
+        return flow.astype(np.float32)
+    return decode_flow(cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED), path)

@@ -8,7 +8,6 @@ Layout (``GOPRO_Large``)::
 :func:`scan_gopro` is the one implementation of that layout (validation included); ``scripts/make_lmdb.py`` packs it
 into LMDBs keyed ``<seq>/<frame>``, which :class:`GoProDataset` reads as well.
 """
-import io
 import os
 import random
 from os import path as osp
@@ -21,7 +20,7 @@ from torchvision.transforms.functional import normalize
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
-from deblurzoo.data.flow_util import FLOW_CHANNELS, flow_from_bytes
+from deblurzoo.data.flow_util import flow_from_bytes
 from .data_util import check_option_keys
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -367,10 +366,7 @@ class GoProDataset(data.Dataset):
 
     def _read_flow(self, path):
         """(H, W, 4) float32 flow."""
-        content = self._read(path, 'flow')
-        if path.endswith('.npy'):
-            return np.load(io.BytesIO(content), allow_pickle=False).astype(np.float32)
-        return flow_from_bytes(content, self._name(path, 'flow'))
+        return flow_from_bytes(self._read(path, 'flow'), self._name(path, 'flow'))
 
     def __getitem__(self, index):
         if self.file_client is None:  # created in the worker process (LMDB environments do not pickle)
@@ -383,8 +379,6 @@ class GoProDataset(data.Dataset):
 
         sizes = [(self._name(lq_path, 'lq'), img_lq.shape[:2]), (self._name(gt_path, 'gt'), img_gt.shape[:2])]
         if flow is not None:
-            if flow.ndim != 3 or flow.shape[2] != FLOW_CHANNELS:
-                raise ValueError(f"{sample['flow_path']}: expected a (h, w, {FLOW_CHANNELS}) flow, got {flow.shape}")
             sizes.append((self._name(sample['flow_path'], 'flow'), flow.shape[:2]))
         self._check_pair(sizes)
 
