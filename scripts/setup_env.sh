@@ -11,9 +11,14 @@ TORCH_PIN="torch==2.14.1"
 TORCHVISION_PIN="torchvision==0.29.1"
 BASICSR_PIN="basicsr==1.4.2"
 
-quiet_pip() {  # pip without the mirror's noise, but with its errors
-  "$PY" -m pip install --disable-pip-version-check "$@" 2>&1 | grep -v -E "is ignored: it is neither|^Requirement already satisfied|^\s*$" || true
-  test "${PIPESTATUS[0]}" -eq 0
+quiet_pip() {  # pip without the mirror's noise, but with its errors; returns pip's own exit status
+  local status
+  set +e
+  "$PY" -m pip install --disable-pip-version-check "$@" 2>&1 \
+    | grep -v -E "is ignored: it is neither|^Requirement already satisfied|^\s*$"
+  status=${PIPESTATUS[0]}
+  set -e
+  return "$status"
 }
 
 if [ ! -x "$PY" ]; then
