@@ -100,3 +100,101 @@ def make_gopro_lmdb(root, split, out_dir, name='gopro', force=False):
     load_script('make_lmdb').main(argv)
     made = {kind: osp.join(out_dir, f'{name}_{split}_{kind}.lmdb') for kind in ('blur', 'sharp', 'flow')}
     return {kind: path for kind, path in made.items() if osp.isdir(path)}
+
+
+# ---------------------------------------------------------------- HIDE and RealBlur (paired test sets)
+
+# HIDE_dataset image names per blurry folder (train/, test/test-close-ups/, test/test-long-shot/)
+HIDE_NAMES = {
+    'train': ('1fromGOPR0950', '2fromGOPR0950'),
+    'test-close-ups': ('10fromGOPR1088', '11fromGOPR1088'),
+    'test-long-shot': ('1fromGOPR0862', '5fromGOPR1096'),
+}
+# RealBlur scene folders -> the split whose list file names them
+REALBLUR_SCENES = {'scene230': 'test', 'scene050': 'test', 'scene003': 'train'}
+REALBLUR_FOLDERS = {
+    'J': 'RealBlur-J_ECC_IMCORR_centroid_itensity_ref',
+    'R': 'RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref',
+}
+
+
+def _sharp_and_blurry(rng, h, w):
+    """(sharp, blurry) uint8 BGR images: a ``_canvas`` texture and the same blurred by a random short line kernel."""
+    sharp = _canvas(rng, h, w)
+    kernel = np.zeros((5, 5), np.float32)
+    kernel[2, :] = 1 / 5  # a horizontal line, turned by a random multiple of 45 degrees
+    turn = cv2.getRotationMatrix2D((2, 2), 45 * float(rng.integers(0, 4)), 1)
+    kernel = cv2.warpAffine(kernel, turn, (5, 5))
+    blurry = cv2.filter2D(sharp, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
+    return np.rint(sharp).astype(np.uint8), np.rint(blurry).astype(np.uint8)
+
+
+def make_hide_tree(root, names=HIDE_NAMES, size=(40, 48), seed=0):
+    """Write a tiny HIDE_dataset folder with the release's layout and return its root.
+
+    ``<root>/GT/<name>.png`` (sharp) for every name, its blurry partner ``<root>/train/<name>.png`` or
+    ``<root>/test/<test folder>/<name>.png``, and ``<root>/{train,test}.txt`` listing the splits' file names.
+
+    Args:
+        root (str): Folder to write into (created if needed).
+        names (dict): Blurry folder ('train', 'test-close-ups', 'test-long-shot') -> image names without extension.
+            Default: ``HIDE_NAMES`` (two per folder).
+        size (tuple[int]): (h, w) of the images. Default: (40, 48).
+        seed (int): Seed of the content. Default: 0.
+
+    Returns:
+        str: ``root``.
+    """
+    rng = np.random.default_rng(seed)
+    lists = {'train': [], 'test': []}
+    os.makedirs(osp.join(root, 'GT'), exist_ok=True)
+    for folder, stems in names.items():
+        split = 'train' if folder == 'train' else 'test'
+        blur_dir = osp.join(root, folder) if split == 'train' else osp.join(root, 'test', folder)
+        os.makedirs(blur_dir, exist_ok=True)
+        for stem in stems:
+            sharp, blurry = _sharp_and_blurry(rng, *size)
+            cv2.imwrite(osp.join(root, 'GT', f'{stem}.png'), sharp)
+            cv2.imwrite(osp.join(blur_dir, f'{stem}.png'), blurry)
+            lists[split].append(f'{stem}.png')
+    for split, files in lists.items():
+        with open(osp.join(root, f'{split}.txt'), 'w') as f:
+            f.writelines(f'{name}\n' for name in files)
+    return root
+
+
+def make_realblur_tree(root, variant='J', scenes=REALBLUR_SCENES, frames=2, size=(40, 48), seed=0):
+    """Write one variant of a tiny RealBlur folder with the release's layout and return its root.
+
+    ``<root>/<variant folder>/<scene>/{blur,gt}/{blur,gt}_<n>.png`` for n = 1..frames, and the list files
+    ``<root>/RealBlur_<variant>_{train,test}_list.txt`` (lines ``<gt path> <blur path> `` relative to ``root``, with
+    the release's trailing space); call it once per variant to write both into one root.
+
+    Args:
+        root (str): Folder to write into (created if needed).
+        variant (str): 'J' or 'R'. Default: 'J'.
+        scenes (dict): Scene folder -> the split that lists it ('train' or 'test'). Default: ``REALBLUR_SCENES``
+            (two test scenes, one train scene).
+        frames (int): Pairs per scene. Default: 2.
+        size (tuple[int]): (h, w) of the images. Default: (40, 48).
+        seed (int): Seed of the content (combined with ``variant``). Default: 0.
+
+    Returns:
+        str: ``root``.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(variant.encode())])
+    folder = REALBLUR_FOLDERS[variant]
+    lists = {'train': [], 'test': []}
+    for scene, split in scenes.items():
+        for kind in ('blur', 'gt'):
+            os.makedirs(osp.join(root, folder, scene, kind), exist_ok=True)
+        for n in range(1, frames + 1):
+            gt, blur = f'{folder}/{scene}/gt/gt_{n}.png', f'{folder}/{scene}/blur/blur_{n}.png'
+            sharp, blurry = _sharp_and_blurry(rng, *size)
+            cv2.imwrite(osp.join(root, gt), sharp)
+            cv2.imwrite(osp.join(root, blur), blurry)
+            lists[split].append(f'{gt} {blur} \n')
+    for split, lines in lists.items():
+        with open(osp.join(root, f'RealBlur_{variant}_{split}_list.txt'), 'w') as f:
+            f.writelines(lines)
+    return root

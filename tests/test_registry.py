@@ -58,6 +58,8 @@ def test_name_does_not_clash_with_basicsr(kind, name):
 # tiny constructor kwargs per registered arch (every arch must have an entry: see test_arch_has_tiny_kwargs)
 TINY = {
     'SVDN': dict(num_feat=8, num_conv=1),
+    'SAPHNet': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
+    'DMPHN': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
 }
 
 
@@ -95,6 +97,18 @@ def _split(out):
     return out, ()
 
 
+def _float_tensors(item):
+    """The floating-point tensors in an aux item: a tensor, or lists / dicts of them (e.g. SAPHNet's stage outputs
+    and sampling log-probabilities)."""
+    if torch.is_tensor(item):
+        return [item] if item.is_floating_point() else []
+    if isinstance(item, dict):
+        item = list(item.values())
+    if isinstance(item, (list, tuple)):
+        return [t for sub in item for t in _float_tensors(sub)]
+    return []
+
+
 @pytest.mark.parametrize('name', ARCHS)
 def test_arch_has_tiny_kwargs(name):
     assert name in TINY, f'add tiny kwargs for {name} to TINY in {THIS_FILE}'
@@ -124,9 +138,8 @@ def test_arch_train_backward_reaches_every_parameter(name):
     image, aux = _split(net(x))
     assert tuple(image.shape) == _expected_shape(name, x), f'{name} (train): output {tuple(image.shape)}'
     loss = image.mean()
-    for item in aux:
-        if torch.is_tensor(item) and item.is_floating_point():
-            loss = loss + item.mean()
+    for item in _float_tensors(aux):
+        loss = loss + item.mean()
     assert torch.isfinite(loss), f'{name}: non-finite training loss {loss}'
     loss.backward()
     no_grad = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
@@ -170,10 +183,21 @@ def _offset_flow(b=2, k=5, h=8, w=10):
     return offset, flow
 
 
+def _log_prob_outputs(b=2, size=12):
+    """A sampler's log-probabilities (b, 1, s, s) (the input requiring grad), stage outputs, target, pixels drawn and
+    budget; no baseline, so the surrogate -mean(reward * log_prob) is negative (both factors are)."""
+    g = torch.Generator().manual_seed(0)
+    log_prob = torch.log(torch.rand(b, 1, size, size, generator=g) * 0.9 + 0.05).requires_grad_()
+    outputs = [torch.rand(b, 3, size, size, generator=g) for _ in range(2)]
+    target = torch.rand(b, 3, size, size, generator=g)
+    return log_prob, outputs, target, torch.tensor([40, 20]), torch.tensor([36, 36])
+
+
 # name -> (build kwargs, make_inputs() -> inputs, the first one requiring grad)
 LOSS_CASES = {
     'PositionLoss': (dict(kernel_size=5, margin=1.0), _offset_flow),
     'VGGPerceptualLoss': (dict(pretrained=False), _image_pair),
+    'AdaptiveSamplingRewardLoss': (dict(baseline='none'), _log_prob_outputs),
 }
 
 
@@ -194,13 +218,15 @@ def test_loss_has_case(name):
 
 
 @pytest.mark.parametrize('name', LOSSES)
-def test_loss_finite_nonnegative_scalar_with_gradient(name):
+def test_loss_finite_scalar_with_gradient(name):
     kwargs, make_inputs = _loss_case(name)
     loss_fn = _build_loss(name, kwargs)
     inputs = make_inputs()
     loss = loss_fn(*inputs)
     assert torch.is_tensor(loss) and loss.dim() == 0, f'{name}: expected a scalar tensor, got {loss!r}'
-    assert torch.isfinite(loss) and loss.item() >= 0, f'{name}: loss {loss.item()}'
+    assert torch.isfinite(loss), f'{name}: loss {loss.item()}'
+    # surrogate objectives (policy gradients) declare ``signed = True``: their value may be negative
+    assert getattr(loss_fn, 'signed', False) or loss.item() >= 0, f'{name}: negative loss {loss.item()}'
     loss.backward()
     grad = inputs[0].grad
     assert grad is not None, f'{name}: no gradient reaches the first input'
@@ -214,7 +240,7 @@ def test_loss_weight_scales_linearly(name):
     kwargs = {k: v for k, v in kwargs.items() if k != 'loss_weight'}
     one = _build_loss(name, kwargs, loss_weight=0.5)(*make_inputs())
     two = _build_loss(name, kwargs, loss_weight=1.0)(*make_inputs())
-    assert one.item() > 0, f'{name}: the case gives a zero loss; make its inputs differ more'
+    assert one.item() != 0, f'{name}: the case gives a zero loss; make its inputs differ more'
     assert math.isclose(two.item(), 2 * one.item(), rel_tol=1e-5), f'{name}: weight 0.5 -> {one}, 1.0 -> {two}'
 
 
@@ -243,9 +269,34 @@ def _gopro_cases(tmp_path):
     return [(train, (32, 32)), (test, GOPRO_SIZE)]
 
 
+def _hide_cases(tmp_path):
+    from data_factory import make_hide_tree
+    root = make_hide_tree(str(tmp_path / 'HIDE_dataset'), size=GOPRO_SIZE)
+    common = dict(
+        type='HIDEDataset', dataroot=root, io_backend=dict(type='disk'), num_worker_per_gpu=0, batch_size_per_gpu=2)
+    train = dict(common, name='hide_train', phase='train', split='train', gt_size=32, use_hflip=True, use_rot=True)
+    test = dict(common, name='hide_test', phase='test', split='test', subset='all')
+    return [(train, (32, 32)), (test, GOPRO_SIZE)]
+
+
+def _realblur_cases(tmp_path):
+    from data_factory import make_realblur_tree
+    root = str(tmp_path / 'RealBlur')
+    for variant in ('J', 'R'):
+        make_realblur_tree(root, variant, size=GOPRO_SIZE)
+    common = dict(
+        type='RealBlurDataset', dataroot=root, io_backend=dict(type='disk'), num_worker_per_gpu=0, batch_size_per_gpu=2)
+    train = dict(common, name='realblur_j_train', phase='train', variant='J', split='train', gt_size=32, use_hflip=True)
+    test_j = dict(common, name='realblur_j_test', phase='test', variant='J', split='test')
+    test_r = dict(common, name='realblur_r_test', phase='test', variant='R', split='test')
+    return [(train, (32, 32)), (test_j, GOPRO_SIZE), (test_r, GOPRO_SIZE)]
+
+
 # name -> make_cases(tmp_path) -> [(dataset opt, expected (h, w) of a sample)]; train phases crop to gt_size
 DATASET_CASES = {
     'GoProDataset': _gopro_cases,
+    'HIDEDataset': _hide_cases,
+    'RealBlurDataset': _realblur_cases,
 }
 
 

@@ -92,9 +92,13 @@ class DeblurModel(SRModel):
                 losses['l_percep'] = percep
         return losses
 
+    def train_forward_kwargs(self, current_iter):
+        """Keyword arguments of the training forward ``net_g(lq, **kwargs)`` at ``current_iter`` (schedules hook in)."""
+        return {}
+
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
-        self.output, aux = split_output(self.net_g(self.lq))
+        self.output, aux = split_output(self.net_g(self.lq, **self.train_forward_kwargs(current_iter)))
         loss_dict = self.compute_losses(aux)
         sum(loss_dict.values()).backward()
         self.optimizer_g.step()

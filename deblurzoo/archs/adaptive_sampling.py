@@ -1,0 +1,601 @@
+"""Pixel-adaptive sampling for encoder-decoders (paper 003, SAPHNet, Sec. 3.1), as pieces any arch can use.
+
+An encoder-decoder normally halves its feature maps uniformly at every level. With adaptive sampling a level keeps as
+many pixels as the uniform grid would have, but chooses *which* full-resolution pixels, from a probability map: hard
+regions are sampled densely, flat ones sparsely, at the same cost.
+
+Vocabulary
+----------
+- *full-resolution grid*: the ``H x W`` pixels of the encoder-decoder's input.
+- :class:`SampleGrid`: the full-resolution pixels a level's features live at. Level 0 is every pixel; a uniformly
+  sampled level ``l`` is the lattice of stride ``2**l`` (exactly the pixels a chain of stride-2 convs keeps); an
+  adaptively sampled level ``l`` has as many pixels as that lattice, chosen by :class:`PixelSampler`, nested in level
+  ``l-1``'s pixels.
+- *tokens*: a level's features, ``(b, n, c)`` with ``n`` the grid's pixel count (raster order for lattices).
+- *fallback*: where a level reads pixels it did not sample (a neighbour of a sampled pixel, say): the encoder features
+  of the next finer level at that pixel, projected to the level's width -- the paper's "skip from the encoder features
+  of the next higher resolution" (:class:`LevelMap`).
+
+Operations (dense path on lattices, identical to the usual convolutions; gather path on sampled grids):
+- :class:`TokenConv`: a ``k x k`` convolution at a level; its taps sit ``2**l`` full-resolution pixels apart, as on the
+  uniform lattice; taps on unsampled pixels read the fallback.
+- :class:`TokenConv` with ``anchors``: the stride-2 "downsampling" conv, evaluated only at the next level's pixels.
+- :func:`scatter_to`: puts a coarser level's tokens back at their pixels within the finer level (the other pixels keep
+  the encoder skip), before a merge conv -- the decoder's "upsampling".
+- :func:`gather_neighbours`: the ``k x k`` neighbourhood (with optional per-tap offsets, bilinear, zero outside the
+  image) of every pixel of a level; pixel-dependent filtering is built on it.
+
+Wrapping your own encoder-decoder
+---------------------------------
+1. Build each block as a module ``forward(tokens, level_map, enc=None) -> tokens`` using :class:`TokenConv` (drop-in for
+   ``nn.Conv2d(c, c', k, padding=k // 2)``) and per-token ops (``nn.Linear``, activations).
+2. Give :class:`AdaptiveEncoderDecoder` a ``block(num_feat, level, decoder)`` factory and the level widths; it handles
+   the input/output convs, the sampled downsampling, the scatter-and-merge upsampling and the fallbacks.
+3. Put a :class:`PixelSampler` on the features of whatever precedes the encoder-decoder (a previous stage, or a light
+   pre-pass), call it for the grids (``policy='uniform' | 'sample' | 'greedy'``), and add
+   ``AdaptiveSamplingRewardLoss`` (deblurzoo.losses) on the log-probabilities it returns.
+``DMPHN`` (``dmphn_arch.py``) is a plain-conv example of all three steps; ``SAPHNet`` the paper's full model.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deblurzoo.ops import deform_conv2d
+from .arch_util import check_image_input, crop_to, pad_to_multiple, zero_module
+
+POLICIES = ('uniform', 'sample', 'greedy')
+
+
+# ------------------------------------------------------------------------------------------------------------ grids
+
+
+class SampleGrid:
+    """The full-resolution pixels of one level, per batch element.
+
+    Args:
+        flat (Tensor): (b, n) long, flat indices ``y * W + x`` into the full-resolution grid, distinct per row.
+        size (tuple[int, int]): Full-resolution (H, W).
+        spacing (int): Distance in full-resolution pixels between a level's neighbouring taps (``2**level``).
+        lattice (tuple[int, int] | None): (h, w) when ``flat`` is the uniform lattice of stride ``spacing`` in raster
+            order; the level's tokens then reshape to a (b, c, h, w) map and ops take their dense path.
+    """
+
+    def __init__(self, flat, size, spacing, lattice=None):
+        self.flat = flat
+        self.size = tuple(size)
+        self.spacing = spacing
+        self.lattice = lattice
+        self._inverse = None
+
+    @classmethod
+    def uniform(cls, batch, size, spacing, device):
+        """The lattice of stride ``spacing`` anchored at pixel (0, 0): what stride-2 convs keep."""
+        h, w = size
+        ys = torch.arange(0, h, spacing, device=device)
+        xs = torch.arange(0, w, spacing, device=device)
+        flat = (ys[:, None] * w + xs[None, :]).reshape(1, -1).expand(batch, -1)
+        return cls(flat, size, spacing, lattice=(len(ys), len(xs)))
+
+    @property
+    def batch(self):
+        return self.flat.shape[0]
+
+    @property
+    def num(self):
+        return self.flat.shape[1]
+
+    def inverse(self):
+        """(b * H * W,) long: for every full-resolution pixel of every image, its row in the flattened tokens
+        (``b * n``), or -1 where the level did not sample it."""
+        if self._inverse is None:
+            b, n = self.flat.shape
+            hw = self.size[0] * self.size[1]
+            inv = torch.full((b * hw, ), -1, dtype=torch.long, device=self.flat.device)
+            offsets = torch.arange(b, device=self.flat.device)[:, None]
+            inv[(self.flat + offsets * hw).reshape(-1)] = (torch.arange(n, device=self.flat.device) + offsets *
+                                                           n).reshape(-1)
+            self._inverse = inv
+        return self._inverse
+
+    def global_index(self, pix):
+        """(b, ...) full-resolution pixel indices -> indices into the batch-flattened grid (``b * H * W``)."""
+        hw = self.size[0] * self.size[1]
+        offsets = torch.arange(pix.shape[0], device=pix.device).view(-1, *([1] * (pix.dim() - 1)))
+        return pix + offsets * hw
+
+    def mask(self):
+        """(b, 1, H, W) float: 1 on the sampled pixels (for pictures and losses)."""
+        b = self.batch
+        out = torch.zeros(b, self.size[0] * self.size[1], device=self.flat.device)
+        out.scatter_(1, self.flat, 1.0)
+        return out.view(b, 1, *self.size)
+
+
+class LevelMap:
+    """A level's tokens on its grid, readable at any full-resolution pixel.
+
+    Args:
+        tokens (Tensor): (b, n, c).
+        grid (SampleGrid): Where the tokens are.
+        fallback (callable | None): ``fallback(gidx) -> (k, c)`` features for batch-flattened pixels ``gidx`` (k,)
+            that the grid did not sample; None for levels that sample every pixel they are read at (lattices read on
+            their lattice, level 0).
+    """
+
+    def __init__(self, tokens, grid, fallback=None):
+        self.tokens = tokens
+        self.grid = grid
+        self.fallback = fallback
+
+    def with_tokens(self, tokens):
+        """The same grid and fallback with other tokens (e.g. a block's output)."""
+        return LevelMap(tokens, self.grid, self.fallback)
+
+    def dense(self):
+        """(b, c, h, w) map of a lattice level."""
+        h, w = self.grid.lattice
+        return self.tokens.transpose(1, 2).reshape(self.tokens.shape[0], -1, h, w)
+
+    def read(self, gidx):
+        """Features at batch-flattened pixels ``gidx`` (k,) -> (k, c)."""
+        b, n, c = self.tokens.shape
+        rows = self.grid.inverse()[gidx]
+        hit = rows >= 0
+        out = self.tokens.reshape(b * n, c)[rows.clamp(min=0)] * hit[:, None].to(self.tokens.dtype)
+        miss = (~hit).nonzero().squeeze(1)
+        if miss.numel():
+            if self.fallback is None:
+                raise RuntimeError('a level without fallback was read at pixels it did not sample')
+            out = out.index_put((miss, ), self.fallback(gidx[miss]).to(out.dtype))
+        return out
+
+    def read_pixels(self, y, x):
+        """Features at full-resolution integer positions ``y``, ``x`` (b, ...) long; zero outside the image.
+
+        Returns:
+            Tensor: (b, ..., c).
+        """
+        h, w = self.grid.size
+        valid = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        pix = (y.clamp(0, h - 1) * w + x.clamp(0, w - 1))
+        gidx = self.grid.global_index(pix).reshape(-1)
+        valid = valid.reshape(-1)
+        keep = valid.nonzero().squeeze(1)
+        out = self.tokens.new_zeros(gidx.shape[0], self.tokens.shape[2])
+        out = out.index_put((keep, ), self.read(gidx[keep]))
+        return out.view(*y.shape, -1)
+
+
+def make_fallback(proj, finer):
+    """The fallback of a coarser level: ``proj`` (c_finer -> c) of the finer level's encoder features ``finer``
+    (:class:`LevelMap`) at the pixels the coarser level did not sample.
+
+    The projection is computed once for every full-resolution pixel, on the first read that misses (a level's blocks
+    read the same fallback many times; levels on lattices never miss and never compute it).
+    """
+    cache = []
+
+    def fallback(gidx):
+        if not cache:
+            grid = finer.grid
+            every = torch.arange(grid.batch * grid.size[0] * grid.size[1], device=gidx.device)
+            cache.append(proj(finer.read(every)))  # (b * H * W, c)
+        return cache[0][gidx]
+
+    return fallback
+
+
+def _twice(fallback):
+    """Fallback of ``cat([a, b])`` where both read ``fallback`` at unsampled pixels (the skip-and-merge input)."""
+    if fallback is None:
+        return None
+
+    def both(gidx):
+        value = fallback(gidx)
+        return torch.cat([value, value], dim=1)
+
+    return both
+
+
+# ------------------------------------------------------------------------------------------------------- gathering
+
+
+def _taps(kernel_size, device):
+    r = torch.arange(kernel_size, device=device) - kernel_size // 2
+    return r.repeat_interleave(kernel_size), r.repeat(kernel_size)  # (k*k,) dy, dx in conv-weight order
+
+
+def gather_neighbours(level_map, kernel_size, anchors=None, spacing=None, offsets=None):
+    """The k x k neighbourhood of pixels, read from ``level_map``.
+
+    Tap ``j`` of anchor pixel ``p`` reads ``p + spacing * (t_j + offset_j)`` (``t_j`` the regular tap, the offset in
+    units of ``spacing``), bilinearly from the four surrounding points of the anchor's own lattice
+    (``p + spacing * Z^2``) -- on a uniform lattice this is exactly a (deformable) convolution's sampling, including its
+    gradients at integer offsets; outside the image reads zero.
+
+    Args:
+        level_map (LevelMap): Where to read.
+        kernel_size (int): k.
+        anchors (Tensor | None): (b, n) full-resolution pixels; default the map's own pixels.
+        spacing (int | None): Default the map's grid spacing.
+        offsets (Tensor | None): (b, n, k*k, 2) (dy, dx) per tap, or None for the regular taps.
+
+    Returns:
+        Tensor: (b, n, k*k, c).
+    """
+    grid = level_map.grid
+    anchors = grid.flat if anchors is None else anchors
+    spacing = grid.spacing if spacing is None else spacing
+    w = grid.size[1]
+    ay, ax = (anchors // w)[..., None], (anchors % w)[..., None]  # (b, n, 1)
+    ty, tx = _taps(kernel_size, anchors.device)
+    if offsets is None:
+        return level_map.read_pixels(ay + spacing * ty, ax + spacing * tx)
+    fy = ty.to(offsets.dtype) + offsets[..., 0]  # (b, n, k*k) in lattice units
+    fx = tx.to(offsets.dtype) + offsets[..., 1]
+    y0, x0 = fy.detach().floor(), fx.detach().floor()
+    ly, lx = fy - y0, fx - x0
+    y0, x0 = y0.long(), x0.long()
+    out = None
+    for dy, wy in ((0, 1 - ly), (1, ly)):
+        for dx, wx in ((0, 1 - lx), (1, lx)):
+            values = level_map.read_pixels(ay + spacing * (y0 + dy), ax + spacing * (x0 + dx))
+            term = values * (wy * wx)[..., None]
+            out = term if out is None else out + term
+    return out
+
+
+class TokenConv(nn.Conv2d):
+    """``nn.Conv2d(in, out, k, padding=k // 2)`` (parameters and checkpoints identical) applied to a level's tokens.
+
+    ``forward(level_map)`` runs the conv at the level's own pixels; ``forward(level_map, anchors=grid)`` evaluates it at
+    the pixels of a coarser grid ``grid`` (the stride-2 downsampling conv of a uniform encoder). Lattices take the
+    dense path (``F.conv2d``), sampled grids gather their taps (:func:`gather_neighbours`).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+    def forward(self, level_map, anchors=None):
+        """Args: level_map (LevelMap); anchors (SampleGrid | None). Returns: (b, n_out, out_channels) tokens."""
+        grid = level_map.grid
+        target = grid if anchors is None else anchors
+        if grid.lattice is not None and target.lattice is not None:
+            stride = target.spacing // grid.spacing
+            out = F.conv2d(level_map.dense(), self.weight, self.bias, stride, self.padding)
+            return out.flatten(2).transpose(1, 2)
+        k = self.kernel_size[0]
+        taps = gather_neighbours(level_map, k, anchors=target.flat, spacing=grid.spacing)  # (b, n, k*k, c)
+        out = torch.einsum('bnjc,ocj->bno', taps, self.weight.flatten(2))
+        return out if self.bias is None else out + self.bias
+
+
+def pixel_dependent_filter(level_map, weight, bias, kernel, offsets):
+    """``y(p) = sum_j K_p(j) * W(j) x(p + p_j + dp_j)`` (paper 003, Eq. 17/18) on a level.
+
+    Args:
+        level_map (LevelMap): Input tokens (b, n, c).
+        weight (Tensor): The fixed learned weight (c_out, c, k, k).
+        bias (Tensor | None): (c_out,).
+        kernel (Tensor): Per-pixel kernel (b, n, k*k), shared across channels.
+        offsets (Tensor | None): Per-pixel offsets (b, n, k*k, 2), (dy, dx) in lattice units, shared across channels.
+
+    Returns:
+        Tensor: (b, n, c_out).
+    """
+    k = weight.shape[-1]
+    grid = level_map.grid
+    b, n, _ = level_map.tokens.shape
+    if grid.lattice is not None:  # a modulated deformable conv on the lattice (deblurzoo.ops)
+        h, w = grid.lattice
+        if offsets is None:
+            offsets = kernel.new_zeros(b, n, k * k, 2)
+        off = offsets.permute(0, 2, 3, 1).reshape(b, 2 * k * k, h, w)
+        mask = kernel.transpose(1, 2).reshape(b, k * k, h, w)
+        out = deform_conv2d(level_map.dense(), off, weight, bias, padding=(k // 2, k // 2), mask=mask)
+        return out.flatten(2).transpose(1, 2)
+    taps = gather_neighbours(level_map, k, offsets=offsets) * kernel[..., None]  # (b, n, k*k, c)
+    out = torch.einsum('bnjc,ocj->bno', taps, weight.flatten(2))
+    return out if bias is None else out + bias
+
+
+def scatter_to(finer_tokens, finer_grid, coarse_tokens, coarse_grid):
+    """Put ``coarse_tokens`` (b, n_c, c) back at their pixels within the finer level (b, n_f, c); the finer level's
+    other pixels keep ``finer_tokens`` (the encoder skip). The coarse grid must be nested in the finer one."""
+    b, n, c = finer_tokens.shape
+    rows = finer_grid.inverse()[coarse_grid.global_index(coarse_grid.flat).reshape(-1)]
+    if (rows < 0).any():
+        raise RuntimeError('scatter_to: the coarse grid is not nested in the finer grid')
+    out = finer_tokens.reshape(b * n, c).index_put((rows, ), coarse_tokens.reshape(-1, c))
+    return out.view(b, n, c)
+
+
+# --------------------------------------------------------------------------------------------------------- sampler
+
+
+def level_budgets(size, num_levels, sample_ratio=1.0):
+    """Pixels per level 1..num_levels-1: the uniform lattice's count times ``sample_ratio`` (paper 003, Table V),
+    within what the finer level has."""
+    h, w = size
+    budgets, available = [], h * w
+    for level in range(1, num_levels):
+        s = 2**level
+        n = max(1, min(available, int(round(sample_ratio * math.ceil(h / s) * math.ceil(w / s)))))
+        budgets.append(n)
+        available = n
+    return budgets
+
+
+class PixelSampler(nn.Module):
+    """Probability head and policy: which full-resolution pixels each coarser level samples (paper 003, Eq. 4).
+
+    ``P = sigmoid(convs(features))`` is a per-pixel Bernoulli policy over "this pixel is hard to restore". Policies:
+    ``'greedy'`` (inference) takes the top-N pixels by P; ``'sample'`` (training) draws every pixel's decision from P,
+    takes the drawn pixels first (highest P first, topped up by P if fewer than N were drawn) and returns the
+    log-probability of the draws for REINFORCE; ``'uniform'`` returns the lattices (pre-training, and the ablation).
+    Level ``l`` takes the first N_l pixels of one ranking, so the levels are nested. Gradients reach the head only
+    through ``log_prob``; the pixel choice itself is not differentiable.
+
+    Args:
+        num_in_ch (int): Channels of the features P is computed from.
+        num_feat (int): Width of the head's hidden conv. Default: 32.
+        num_levels (int): Levels of the encoder-decoder it samples for (level 0 is every pixel). Default: 3.
+        sample_ratio (float): Pixels per level relative to the uniform lattice (Table V). Default: 1.0.
+    """
+
+    def __init__(self, num_in_ch, num_feat=32, num_levels=3, sample_ratio=1.0):
+        super().__init__()
+        self.head = nn.Sequential(
+            nn.Conv2d(num_in_ch, num_feat, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(num_feat, num_feat, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(num_feat, 1, 3, padding=1))
+        self.num_levels = num_levels
+        self.sample_ratio = sample_ratio
+
+    def uniform(self, batch, size, device):
+        return [SampleGrid.uniform(batch, size, 2**level, device) for level in range(1, self.num_levels)]
+
+    def forward(self, feat, policy='greedy'):
+        """Choose the pixels of levels 1..num_levels-1.
+
+        Args:
+            feat (Tensor): (b, c, H, W) features at the encoder-decoder's full resolution.
+            policy (str): 'greedy', 'sample' or 'uniform'.
+
+        Returns:
+            tuple[list[SampleGrid], dict]: The grids, and ``prob`` (b, 1, H, W), ``log_prob`` (b, 1, H, W) of the
+            drawn decisions (zeros unless sampled), ``num_selected`` (b,) pixels drawn (the budget's count for other
+            policies) and ``budget`` (b,) the level-1 pixel count.
+        """
+        if policy == 'uniform':
+            b, _, h, w = feat.shape
+            budget = torch.full((b, ), level_budgets((h, w), 2)[0], dtype=torch.long, device=feat.device)
+            zeros = feat.new_zeros(b, 1, h, w)
+            return self.uniform(b, (h, w), feat.device), dict(prob=zeros, log_prob=zeros, num_selected=budget,
+                                                              budget=budget)
+        return self.choose(self.head(feat), policy)
+
+    def choose(self, logit, policy='greedy'):
+        """:meth:`forward` from the head's output ``logit`` (b, 1, H, W) (to compute it once over a whole image and
+        choose per patch); ``policy`` 'greedy' or 'sample'."""
+        if policy not in ('greedy', 'sample'):
+            raise ValueError(f"policy must be 'greedy' or 'sample' here, got '{policy}'")
+        b, _, h, w = logit.shape
+        budgets = level_budgets((h, w), self.num_levels, self.sample_ratio)
+        budget = torch.full((b, ), budgets[0], dtype=torch.long, device=logit.device)
+        prob = torch.sigmoid(logit)
+        score = prob.detach().flatten(1)
+        if policy == 'sample':
+            drawn = torch.bernoulli(score)
+            # log P(drawn) = drawn * log p + (1 - drawn) * log(1 - p), stably from the logit
+            log_prob = -F.binary_cross_entropy_with_logits(logit, drawn.view_as(logit), reduction='none')
+            num_selected = drawn.sum(1).long()
+            score = drawn + score  # drawn pixels first, each group by P
+        else:
+            log_prob = torch.zeros_like(prob)
+            num_selected = budget
+        order = score.topk(budgets[0], dim=1).indices  # sorted by score: the levels' sets are nested
+        grids = [
+            SampleGrid(order[:, :n].sort(dim=1).values, (h, w), 2**level)
+            for level, n in enumerate(budgets, start=1)
+        ]
+        return grids, dict(prob=prob, log_prob=log_prob, num_selected=num_selected, budget=budget)
+
+
+# ------------------------------------------------------------------------------------------------- encoder-decoder
+
+
+class AdaptiveEncoderDecoder(nn.Module):
+    """An encoder-decoder whose coarser levels live on given grids (uniform lattices or sampled pixels).
+
+    Level 0 works on every pixel; level ``l`` has ``num_feat * 2**l`` channels. Downsampling is a 3x3 conv evaluated at
+    the coarser level's pixels; upsampling projects the coarser tokens, scatters them back among the finer level's
+    pixels (the others keep the encoder skip) and merges with the skip by a 3x3 conv (paper 003, Sec. 3.1).
+
+    Args:
+        num_in_ch (int): Input channels.
+        num_out_ch (int): Output channels.
+        num_feat (int): Level-0 width.
+        num_blocks (Sequence[int]): Blocks per level, in the encoder and again in the decoder.
+        block (callable): ``block(width, level, decoder) -> module`` with ``forward(level_map, enc=None) -> tokens``
+            (``enc``: the encoder's tokens of that level, for decoder blocks).
+        sampled (bool): Whether its coarser levels may be sampled adaptively (builds the skip projections that
+            unsampled pixels read). Default: True.
+    """
+
+    def __init__(self, num_in_ch, num_out_ch, num_feat, num_blocks, block, sampled=True):
+        super().__init__()
+        widths = [num_feat * 2**level for level in range(len(num_blocks))]
+        self.widths = widths
+        self.num_levels = len(widths)
+        self.conv_in = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)
+        levels = list(enumerate(zip(widths, num_blocks)))
+        self.encoders = nn.ModuleList(nn.ModuleList(block(c, lvl, False) for _ in range(n)) for lvl, (c, n) in levels)
+        self.decoders = nn.ModuleList(nn.ModuleList(block(c, lvl, True) for _ in range(n)) for lvl, (c, n) in levels)
+        self.down = nn.ModuleList(TokenConv(widths[i], widths[i + 1]) for i in range(self.num_levels - 1))
+        self.sampled = sampled
+        if sampled:
+            self.skip_proj = nn.ModuleList(nn.Linear(widths[i], widths[i + 1]) for i in range(self.num_levels - 1))
+        self.up = nn.ModuleList(nn.Linear(widths[i + 1], widths[i]) for i in range(self.num_levels - 1))
+        self.merge = nn.ModuleList(TokenConv(2 * widths[i], widths[i]) for i in range(self.num_levels - 1))
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+        self.conv_out = zero_module(nn.Conv2d(num_feat, num_out_ch, 3, padding=1))  # a stage starts as identity
+
+    def encode(self, x, grids, skip=None):
+        """Encoder. ``x`` (b, c_in, H, W); ``grids`` the SampleGrids of levels 1..L-1; ``skip`` optional (b, c0, H, W)
+        added to the level-0 features (the lower stage's, DMPHN-style). Returns the LevelMaps of every level."""
+        b, _, h, w = x.shape
+        if len(grids) != self.num_levels - 1:
+            raise ValueError(f'expected {self.num_levels - 1} grids, got {len(grids)}')
+        feat = self.act(self.conv_in(x))
+        if skip is not None:
+            feat = feat + skip
+        level_map = LevelMap(feat.flatten(2).transpose(1, 2), SampleGrid.uniform(b, (h, w), 1, x.device))
+        maps = []
+        for level, blocks in enumerate(self.encoders):
+            if level:
+                finer, grid = maps[-1], grids[level - 1]
+                tokens = self.act(self.down[level - 1](finer, anchors=grid))
+                if self.sampled:
+                    level_map = LevelMap(tokens, grid, make_fallback(self.skip_proj[level - 1], finer))
+                elif grid.lattice is None:
+                    raise ValueError('this encoder-decoder was built with sampled=False and takes uniform grids only')
+                else:
+                    level_map = LevelMap(tokens, grid)
+            for blk in blocks:
+                level_map = level_map.with_tokens(blk(level_map))
+            maps.append(level_map)
+        return maps
+
+    def decode(self, maps, bottleneck=None):
+        """Decoder from the encoder's LevelMaps (``bottleneck`` replaces the deepest tokens, e.g. after cross-stage
+        attention). Returns (output (b, c_out, H, W), level-0 features (b, c0, H, W))."""
+        level_map = maps[-1] if bottleneck is None else maps[-1].with_tokens(bottleneck)
+        for level in reversed(range(self.num_levels)):
+            enc = maps[level]
+            if level < self.num_levels - 1:
+                up = scatter_to(enc.tokens, enc.grid, self.up[level](level_map.tokens), level_map.grid)
+                merged = self.merge[level](LevelMap(torch.cat([up, enc.tokens], dim=2), enc.grid, _twice(enc.fallback)))
+                level_map = enc.with_tokens(self.act(merged))
+            for blk in self.decoders[level]:
+                level_map = level_map.with_tokens(blk(level_map, enc=enc.tokens))
+        feat = level_map.dense()
+        return self.conv_out(feat), feat
+
+
+# --------------------------------------------------------------------------------------------- multi-patch hierarchy
+
+PATCHES = (4, 2, 1)  # patches per stage, bottom to top (DMPHN 1-2-4)
+_LAYOUT = {1: (1, 1), 2: (2, 1), 4: (2, 2)}  # patches -> (rows, cols)
+
+
+def split_patches(x, num):
+    """(b, c, h, w) -> (num * b, c, h / rows, w / cols), patches ordered (row, col, image)."""
+    rows, cols = _LAYOUT[num]
+    b, c, h, w = x.shape
+    x = x.view(b, c, rows, h // rows, cols, w // cols).permute(2, 4, 0, 1, 3, 5)
+    return x.reshape(num * b, c, h // rows, w // cols)
+
+
+def merge_patches(x, num):
+    """Inverse of :func:`split_patches`."""
+    rows, cols = _LAYOUT[num]
+    nb, c, h, w = x.shape
+    b = nb // num
+    x = x.view(rows, cols, b, c, h, w).permute(2, 3, 0, 4, 1, 5)
+    return x.reshape(b, c, rows * h, cols * w)
+
+
+def pair_patch_tokens(tokens, num):
+    """Tokens of ``num`` patches (num * b, n, c) -> those of the ``num // 2`` patches above them (num // 2 * b, 2n, c):
+    each upper patch gets the tokens of the two lower patches it covers (for cross-stage attention)."""
+    nb, n, c = tokens.shape
+    b = nb // num
+    half = num // 2
+    return tokens.view(half, 2, b, n, c).permute(0, 2, 1, 3, 4).reshape(half * b, 2 * n, c)
+
+
+class MultiPatchHierarchy(nn.Module):
+    """Three encoder-decoder stages on 4, 2 and 1 patches; each stage refines the previous estimate residually.
+
+    Subclasses build ``self.stages`` (three :class:`AdaptiveEncoderDecoder`), ``self.samplers`` (a ModuleList of two
+    :class:`PixelSampler` for stages 2 and 3, or None for uniform sampling) and ``self.cross_stage`` (two modules
+    ``(tokens, source) -> tokens`` mixing the lower stage's bottleneck into the upper one's, or None), and set
+    ``self.stage_supervision``. Stage ``s > 1`` receives the previous estimate as input, the previous stage's level-0
+    features as a skip (added, as in DMPHN) and, when adaptive, samples its pixels from a probability map computed on
+    those features.
+
+    ``forward(x, policy=None)``: ``policy`` is 'uniform', 'sample' or 'greedy' for the sampled stages; None means
+    'sample' in training mode and 'greedy' in eval mode ('uniform' always for uniform nets). In eval mode the net
+    returns the image; in training mode ``(image, aux)`` with ``aux['stage_outputs']`` (the earlier stages' estimates
+    when ``stage_supervision``) and ``aux['sampling']`` (per sampled stage: ``prob``, ``log_prob`` (b, 1, H, W),
+    ``num_selected``, ``budget`` (b,)). ``return_masks=True`` adds, per stage, the (b, 1, H, W) masks of the pixels each
+    coarser level processed.
+    """
+
+    multiple = 8  # two patch splits, then two stride-2 levels
+
+    @property
+    def adaptive(self):
+        return self.samplers is not None
+
+    def _policy(self, policy):
+        if not self.adaptive:
+            if policy not in (None, 'uniform'):
+                raise ValueError(f"policy '{policy}' needs adaptive sampling; this net samples uniformly")
+            return 'uniform'
+        if policy is None:
+            return 'sample' if self.training else 'greedy'
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got '{policy}'")
+        return policy
+
+    def _grids(self, stage, feat, num, policy):
+        """Grids of ``stage``'s patches and the sampling record (None for uniform stages)."""
+        if stage == 0 or policy == 'uniform':
+            return None, None
+        b = feat.shape[0]
+        sampler = self.samplers[stage - 1]
+        logit_full = sampler.head(feat)  # on the whole image: patch borders are not image borders
+        grids, info = sampler.choose(split_patches(logit_full, num), policy)
+        info = dict(
+            prob=merge_patches(info['prob'], num),
+            log_prob=merge_patches(info['log_prob'], num),
+            num_selected=info['num_selected'].view(num, b).sum(0),
+            budget=info['budget'].view(num, b).sum(0))
+        return grids, info
+
+    def forward(self, x, policy=None, return_masks=False):
+        check_image_input(x, self.num_in_ch, type(self).__name__)
+        policy = self._policy(policy)
+        x, size = pad_to_multiple(x, self.multiple)
+        estimate, feat, bottleneck = x, None, None
+        outputs, sampling, masks = [], [], []
+        for stage, (net, num) in enumerate(zip(self.stages, PATCHES)):
+            inp = split_patches(estimate, num)
+            grids, info = self._grids(stage, feat, num, policy)
+            if grids is None:
+                grids = [
+                    SampleGrid.uniform(inp.shape[0], inp.shape[-2:], 2**level, x.device)
+                    for level in range(1, net.num_levels)
+                ]
+            else:
+                sampling.append({k: crop_to(v, size) if v.dim() == 4 else v for k, v in info.items()})
+            maps = net.encode(inp, grids, None if feat is None else split_patches(feat, num))
+            tokens = maps[-1].tokens
+            if bottleneck is not None and self.cross_stage is not None:
+                tokens = self.cross_stage[stage - 1](tokens, pair_patch_tokens(bottleneck, num * 2))
+            residual, level0 = net.decode(maps, tokens)
+            estimate = estimate + merge_patches(residual, num)
+            feat, bottleneck = merge_patches(level0, num), tokens
+            outputs.append(estimate)
+            if return_masks:
+                masks.append([crop_to(merge_patches(grid.mask(), num), size) for grid in grids])
+        out = crop_to(estimate, size)
+        if not self.training:
+            return (out, masks) if return_masks else out
+        earlier = [crop_to(o, size) for o in outputs[:-1]] if self.stage_supervision else []
+        aux = dict(stage_outputs=earlier, sampling=sampling)
+        return (out, aux, masks) if return_masks else (out, aux)

@@ -1,0 +1,208 @@
+"""SAPHNet: Spatially-Attentive Patch-Hierarchical Network with adaptive sampling (paper 003, Suin, Purohit,
+Rajagopalan, TPAMI).
+
+Three encoder-decoder stages on 4, 2 and 1 patches (DMPHN 1-2-4), each built from content-aware processing modules
+(CPM): a global branch of efficient attention (self-attention in encoders; decoders add cross encoder-decoder
+attention) and a local branch of pixel-dependent filtering (PDF), fused per pixel by a sigmoid mask. Stages 2 and 3
+process pixels chosen by a probability head on the previous stage's features (adaptive sampling, trained by
+REINFORCE: ``AdaptiveSamplingRewardLoss``); the hierarchy and the sampling live in ``adaptive_sampling.py``.
+"""
+import torch
+from torch import nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from .adaptive_sampling import AdaptiveEncoderDecoder, MultiPatchHierarchy, PixelSampler, TokenConv, \
+    pixel_dependent_filter
+from .arch_util import zero_module
+
+
+class EfficientAttention(nn.Module):
+    """Attention linear in the number of pixels (paper 003, Eqs. 10-16).
+
+    Step 1: ``A = softmax over pixels(Linear(F_src))`` gives ``num_maps`` spatial attention maps and ``G = F_src^T A``
+    (c x num_maps) global descriptors. Step 2: ``B = softmax over maps(Linear(F))`` per pixel and ``out = B G^T``. A
+    spatial mask ``sigmoid(Linear(F))`` (per pixel) and a channel mask ``sigmoid(Linear(mean F))`` (per channel) gate
+    the result. ``source=None`` is self-attention; a ``source`` gives cross-attention: the source's features are
+    attended, the query's features decide how (encoder-decoder and cross-stage attention).
+
+    Args:
+        num_feat (int): Channels c.
+        num_maps (int): Attention maps c'.
+        masks (bool): Use the spatial and channel masks (Table IV). Default: True.
+    """
+
+    def __init__(self, num_feat, num_maps, masks=True):
+        super().__init__()
+        self.to_maps = nn.Linear(num_feat, num_maps)
+        self.to_weights = nn.Linear(num_feat, num_maps)
+        self.masks = masks
+        if masks:
+            self.spatial_mask = nn.Linear(num_feat, 1)
+            self.channel_mask = nn.Linear(num_feat, num_feat)
+
+    def forward(self, x, source=None):
+        """x: (b, n, c) queries; source: (b, m, c) attended tokens (default x). Returns (b, n, c)."""
+        src = x if source is None else source
+        maps = torch.softmax(self.to_maps(src), dim=1)  # (b, m, c'): each map sums to 1 over the pixels
+        desc = src.transpose(1, 2) @ maps  # (b, c, c') global descriptors
+        weights = torch.softmax(self.to_weights(x), dim=2)  # (b, n, c'): per pixel, over the maps
+        out = weights @ desc.transpose(1, 2)  # (b, n, c)
+        if self.masks:
+            out = out * torch.sigmoid(self.spatial_mask(x)) * torch.sigmoid(self.channel_mask(x.mean(1, keepdim=True)))
+        return out
+
+
+class PixelDependentFilter(nn.Module):
+    """Pixel-dependent filtering (paper 003, Eqs. 17-18): ``y(p) = sum_j K_p(j) W(j) x(p + p_j + dp_j)``.
+
+    A meta conv predicts, per pixel, a k x k kernel ``K_p = 2 sigmoid(.)`` and offsets ``dp = max_offset * tanh(.)``,
+    both shared across channels; ``W`` is an ordinary learned conv weight. The meta conv starts at zero, so the module
+    starts as the plain convolution ``W``. On sampled levels each pixel's neighbourhood is read from the full-resolution
+    map around it.
+
+    Args:
+        num_feat (int): Channels.
+        kernel_size (int): k. Default: 3.
+        max_offset (float): Bound of the offsets, in the level's pixels. Default: 3.
+        offsets (bool): Predict offsets (Table IV: adaptive neighbourhood); False keeps the regular taps. Default: True.
+    """
+
+    def __init__(self, num_feat, kernel_size=3, max_offset=3.0, offsets=True):
+        super().__init__()
+        k2 = kernel_size * kernel_size
+        conv = nn.Conv2d(num_feat, num_feat, kernel_size)  # for its initialisation
+        self.weight = nn.Parameter(conv.weight.detach().clone())
+        self.bias = nn.Parameter(conv.bias.detach().clone())
+        self.meta = zero_module(TokenConv(num_feat, k2 * (3 if offsets else 1), 3))
+        self.k2 = k2
+        self.max_offset = max_offset
+        self.offsets = offsets
+
+    def forward(self, level_map):
+        meta = self.meta(level_map)  # (b, n, k2 [+ 2 k2])
+        kernel = 2 * torch.sigmoid(meta[..., :self.k2])
+        offsets = None
+        if self.offsets:
+            b, n, _ = meta.shape
+            offsets = self.max_offset * torch.tanh(meta[..., self.k2:]).reshape(b, n, self.k2, 2)
+        return pixel_dependent_filter(level_map, self.weight, self.bias, kernel, offsets)
+
+
+class ContentAwareModule(nn.Module):
+    """CPM (paper 003, Sec. 3.2): ``x + Linear(act(m * global + (1 - m) * local))``, ``m = sigmoid(Linear(x))``.
+
+    global = efficient self-attention (+ cross encoder-decoder attention in decoders); local = PDF (a plain 3x3 conv
+    when ``pdf`` is off). Without attention the module is ``x + Linear(act(local))``.
+    """
+
+    def __init__(self, num_feat, decoder, kernel_size, attn_ratio, max_offset, attention, pdf, pdf_offsets,
+                 cross_attention, masks):
+        super().__init__()
+        num_maps = max(1, int(num_feat * attn_ratio))
+        self.attn = EfficientAttention(num_feat, num_maps, masks) if attention else None
+        with_cross = attention and decoder and cross_attention
+        self.cross = EfficientAttention(num_feat, num_maps, masks) if with_cross else None
+        self.fuse = nn.Linear(num_feat, 1) if attention else None
+        if pdf:
+            self.local = PixelDependentFilter(num_feat, kernel_size, max_offset, pdf_offsets)
+        else:
+            self.local = TokenConv(num_feat, num_feat, kernel_size)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+        self.proj = nn.Linear(num_feat, num_feat)
+
+    def forward(self, level_map, enc=None):
+        x = level_map.tokens  # (b, n, c)
+        out = self.local(level_map)
+        if self.attn is not None:
+            glob = self.attn(x)
+            if self.cross is not None:
+                glob = glob + self.cross(x, enc)
+            mask = torch.sigmoid(self.fuse(x))  # (b, n, 1)
+            out = mask * glob + (1 - mask) * out
+        return x + self.proj(self.act(out))
+
+
+class CrossStageAttention(nn.Module):
+    """``tokens + attention(tokens, lower stage's tokens)``: the lower stage's bottleneck is attended, the upper stage
+    decides how (paper 003, Sec. 3.2.3)."""
+
+    def __init__(self, num_feat, num_maps, masks):
+        super().__init__()
+        self.attn = EfficientAttention(num_feat, num_maps, masks)
+
+    def forward(self, tokens, source):
+        return tokens + self.attn(tokens, source)
+
+
+@ARCH_REGISTRY.register()
+class SAPHNet(MultiPatchHierarchy):
+    """SAPHNet (paper 003).
+
+    Defaults: level widths 48/96/192, blocks per level (1, 1, 5) in every encoder and decoder, PDF 3x3 with offsets
+    bounded by 3, half as many attention maps as channels: 22.9M parameters and 139 G multiply-accumulates at 256x256
+    (the paper's Table III: 23M, 140 G); see the note of the issue that chose them. Table IV switches: ``attention``,
+    ``pdf``, ``pdf_offsets``, ``cross_attention`` (encoder-decoder), ``cross_stage_attention``, ``masks``,
+    ``stage_supervision``, ``sampling`` ('adaptive' or 'uniform'); Table V: ``sample_ratio``.
+
+    Args:
+        num_in_ch (int): Image channels (input and output). Default: 3.
+        num_feat (int): Level-0 width; level l has num_feat * 2**l. Default: 48.
+        num_blocks (Sequence[int]): CPMs per level in each encoder and each decoder. Default: (1, 1, 5).
+        kernel_size (int): PDF kernel size k. Default: 3.
+        attn_ratio (float): Attention maps per channel. Default: 0.5.
+        max_offset (float): Bound of the PDF offsets. Default: 3.0.
+        attention (bool): Global attention branch. Default: True.
+        pdf (bool): Pixel-dependent filtering (else a plain conv). Default: True.
+        pdf_offsets (bool): PDF predicts offsets. Default: True.
+        cross_attention (bool): Cross encoder-decoder attention in decoders. Default: True.
+        cross_stage_attention (bool): Cross-stage attention at the bottlenecks. Default: True.
+        masks (bool): Spatial and channel masks of the attention. Default: True.
+        stage_supervision (bool): Return the earlier stages' outputs in training for their losses. Default: True.
+        sampling (str): 'adaptive' (stages 2 and 3) or 'uniform'. Default: 'adaptive'.
+        sample_ratio (float): Sampled pixels relative to the uniform grid. Default: 1.0.
+        sampler_feat (int): Hidden width of the probability heads. Default: 32.
+    """
+
+    def __init__(self,
+                 num_in_ch=3,
+                 num_feat=50,
+                 num_blocks=(1, 1, 6),
+                 kernel_size=3,
+                 attn_ratio=0.5,
+                 max_offset=3.0,
+                 attention=True,
+                 pdf=True,
+                 pdf_offsets=True,
+                 cross_attention=True,
+                 cross_stage_attention=True,
+                 masks=True,
+                 stage_supervision=True,
+                 sampling='adaptive',
+                 sample_ratio=1.0,
+                 sampler_feat=32):
+        super().__init__()
+        if sampling not in ('adaptive', 'uniform'):
+            raise ValueError(f"sampling must be 'adaptive' or 'uniform', got '{sampling}'")
+        num_blocks = tuple(num_blocks)
+        adaptive = sampling == 'adaptive'
+        self.num_in_ch = num_in_ch
+        self.stage_supervision = stage_supervision
+
+        def block(width, level, decoder):
+            return ContentAwareModule(width, decoder, kernel_size, attn_ratio, max_offset, attention, pdf,
+                                      pdf_offsets, cross_attention, masks)
+
+        self.stages = nn.ModuleList(
+            AdaptiveEncoderDecoder(num_in_ch, num_in_ch, num_feat, num_blocks, block, sampled=stage > 0 and adaptive)
+            for stage in range(3))
+        if adaptive:
+            self.samplers = nn.ModuleList(
+                PixelSampler(num_feat, sampler_feat, len(num_blocks), sample_ratio) for _ in range(2))
+        else:
+            self.samplers = None
+        deep = num_feat * 2**(len(num_blocks) - 1)
+        if cross_stage_attention:
+            self.cross_stage = nn.ModuleList(
+                CrossStageAttention(deep, max(1, int(deep * attn_ratio)), masks) for _ in range(2))
+        else:
+            self.cross_stage = None

@@ -1,0 +1,174 @@
+"""HIDE (Shen et al., "Human-Aware Motion Deblurring", ICCV 2019) blurry/sharp pairs: 6397 train and 2025 test images.
+
+Layout (``HIDE_dataset``, as released; every blurry image's sharp partner is the file of the same name in ``GT``)::
+
+    <dataroot>/GT/<name>.png                          sharp images of both splits, e.g. GT/10fromGOPR1088.png
+    <dataroot>/train/<name>.png                       blurry, train split
+    <dataroot>/test/test-close-ups/<name>.png         blurry, test split: close-ups (HIDE II)
+    <dataroot>/test/test-long-shot/<name>.png         blurry, test split: long shots (HIDE I)
+    <dataroot>/train.txt, <dataroot>/test.txt         the splits' file names, one a line (10fromGOPR1088.png)
+
+Keys are the blurry images' paths relative to the split folder, without extension: ``test-close-ups/10fromGOPR1088``
+(test), ``10fromGOPR1088`` (train). :func:`scan_hide` is the one implementation of that layout (validation included).
+"""
+from os import path as osp
+
+from torch.utils import data as data
+
+from basicsr.utils.registry import DATASET_REGISTRY
+from .data_util import check_option_keys
+from .gopro_dataset import IMG_EXTENSIONS, GoProDataset, _frames_in, _listing, png_size, read_keys
+
+LAYOUT = ('<dataroot>/GT/<name>.png (sharp) with <dataroot>/train/<name>.png and '
+          '<dataroot>/test/{test-close-ups,test-long-shot}/<name>.png (blurry): the HIDE_dataset layout')
+SPLITS = ('train', 'test')
+SUBSETS = {'close-ups': 'test-close-ups', 'long-shot': 'test-long-shot'}  # test subset -> its folder under test/
+
+
+def _blur_folders(root, split):
+    """[(subset folder or '', folder path)] holding the split's blurry images; errors name a missing folder."""
+    if split == 'train':
+        folders = [('', osp.join(root, 'train'))]
+    else:
+        folders = [(sub, osp.join(root, 'test', sub)) for sub in SUBSETS.values()]
+    for _, folder in folders:
+        if not osp.isdir(folder):
+            raise FileNotFoundError(f'HIDE {split} folder not found: {folder}; expected {LAYOUT}')
+    return folders
+
+
+def scan_hide(root, split='test', subset='all', names=None, names_source='names'):
+    """Scan and validate one split of a HIDE_dataset folder.
+
+    Every selected blurry image must have its sharp partner ``GT/<same file name>``; errors name both paths.
+
+    Args:
+        root (str): The dataset root (``HIDE_dataset``).
+        split (str): 'train' or 'test'. Default: 'test'.
+        subset (str): Test split only: 'all', 'close-ups' (``test/test-close-ups``) or 'long-shot'
+            (``test/test-long-shot``). Default: 'all'.
+        names (list[str] | None): Image names to select, in this order (``10fromGOPR1088``; a folder part and an
+            extension are ignored, so the release's ``test.txt`` works). Every name must be in the split; names of
+            the other test subset are skipped. None: every blurry image of the split (subset), sorted by key.
+            Default: None.
+        names_source (str): Where ``names`` came from, for error messages. Default: 'names'.
+
+    Returns:
+        list[dict]: One dict per pair: ``key``, ``lq_path``, ``gt_path``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"HIDE split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if subset != 'all' and (split != 'test' or subset not in SUBSETS):
+        raise ValueError(f"HIDE subset must be 'all' or (with split 'test') one of {', '.join(SUBSETS)}; "
+                         f"got '{subset}' with split '{split}'")
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'HIDE dataroot not found: {root}; expected {LAYOUT}')
+    gt_dir = osp.join(root, 'GT')
+    if not osp.isdir(gt_dir):
+        raise FileNotFoundError(f'HIDE sharp folder not found: {gt_dir}; expected {LAYOUT}')
+    folders = _blur_folders(root, split)
+
+    found = {}  # name (stem) -> (subset folder, file name) over the whole split
+    for sub, folder in folders:
+        for stem, file_name in _frames_in(folder, IMG_EXTENSIONS).items():
+            if stem in found:
+                other = osp.join(root, 'test', found[stem][0], found[stem][1])
+                raise ValueError(f'HIDE image name {stem} is ambiguous: both {osp.join(folder, file_name)} and {other} '
+                                 f'exist (their sharp partner would be the same GT/{stem})')
+            found[stem] = (sub, file_name)
+    wanted_subs = {sub for sub, _ in folders} if subset == 'all' else {SUBSETS[subset]}
+    searched = ', '.join(folder for _, folder in folders)
+    if names is None:
+        stems = sorted((s for s, (sub, _) in found.items() if sub in wanted_subs), key=lambda s: (found[s][0], s))
+    else:
+        stems = [osp.splitext(osp.basename(name))[0] for name in names]
+        missing = [s for s in stems if s not in found]
+        if missing:
+            raise ValueError(f'{len(missing)} image(s) of {names_source} are not in the HIDE {split} split (searched '
+                             f'{searched}): {_listing(missing)}')
+        stems = [s for s in stems if found[s][0] in wanted_subs]
+    if not stems:
+        where = searched if subset == 'all' else osp.join(root, 'test', SUBSETS[subset])
+        source = '' if names is None else f' listed in {names_source}'
+        raise FileNotFoundError(f'no HIDE {split} images{source} in {where}; expected {LAYOUT}')
+
+    sharp = set(_frames_in(gt_dir, IMG_EXTENSIONS).values())
+    samples, orphans = [], []
+    for stem in stems:
+        sub, file_name = found[stem]
+        lq_path = osp.join(root, split, sub, file_name) if sub else osp.join(root, split, file_name)
+        gt_path = osp.join(gt_dir, file_name)
+        if file_name not in sharp:
+            orphans.append(f'{lq_path} (expected {gt_path})')
+        samples.append({'key': f'{sub}/{stem}' if sub else stem, 'lq_path': lq_path, 'gt_path': gt_path})
+    if orphans:
+        raise FileNotFoundError(f'{len(orphans)} HIDE blurry image(s) have no sharp partner in {gt_dir}: '
+                                f'{_listing(orphans)}')
+    return samples
+
+
+@DATASET_REGISTRY.register()
+class HIDEDataset(GoProDataset):
+    """HIDE blurry/sharp pairs from a ``HIDE_dataset`` folder (disk backend).
+
+    Samples are GoProDataset's: ``lq``, ``gt`` (3, H, W) float RGB in [0, 1] (normalised with ``mean``/``std``),
+    ``lq_path``, ``gt_path`` and ``key`` (``test-close-ups/10fromGOPR1088``; unique over the set). Reading, size checks,
+    the training crop and the augmentation are GoProDataset's (BasicSR's ``paired_random_crop`` and ``augment``); flows
+    are not available. The folder is validated on construction; errors name the missing or mismatched paths.
+
+    Args:
+        opt (dict): Config for the dataset. Keys:
+            dataroot (str): The HIDE_dataset folder.
+            split (str): 'train' or 'test'. Default: 'train' if ``phase`` is 'train' else 'test'.
+            phase (str): Set by BasicSR from the datasets section ('train', 'val', 'test'). Default: 'test'.
+            subset (str): Test split only: 'all' (2025 images), 'close-ups' (``test/test-close-ups``) or
+                'long-shot' (``test/test-long-shot``). Default: 'all'.
+            meta_info_file (str): A txt file of image names, one a line, that selects (and orders) the pairs, e.g.
+                the release's ``HIDE_dataset/test.txt`` (``10fromGOPR1088.png``). Every name must be in the split;
+                with ``subset``, names of the other subset are skipped. Default: None (every image of the split).
+            io_backend (dict): ``{type: disk}`` (the only backend). Default: ``{type: disk}``.
+            gt_size (int): Training crop size (required in training).
+            use_hflip (bool): Training: random horizontal flips. Default: False.
+            use_rot (bool): Training: random vertical flips and transpositions (rotations by 90 degrees).
+                Default: False.
+            use_channel_permute (bool): Training: random RGB permutation, the same for lq and gt. Default: False.
+            mean (list[float]): Normalisation mean, as in BasicSR's PairedImageDataset. Default: None.
+            std (list[float]): Normalisation std. Default: None.
+            check_sizes (bool): On construction, compare every pair's image sizes (from the PNG headers) and check them
+                against ``gt_size`` in training; otherwise each sample is checked when read. Default: False.
+    """
+
+    OPTION_KEYS = ('dataroot', 'split', 'subset', 'meta_info_file', 'io_backend', 'gt_size', 'use_hflip', 'use_rot',
+                   'use_channel_permute', 'mean', 'std', 'check_sizes')
+
+    def __init__(self, opt):
+        data.Dataset.__init__(self)  # GoProDataset's __init__ scans the GoPro layout: this one replaces it
+        check_option_keys(opt, self.OPTION_KEYS, 'HIDEDataset')
+        self.opt = opt
+        self.phase = opt.get('phase', 'test')
+        self.is_train = self.phase == 'train'
+        self.split = opt.get('split') or ('train' if self.is_train else 'test')
+        self.use_flow = False
+        self.mean, self.std = opt.get('mean'), opt.get('std')
+        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})  # a copy: never mutate opt
+        self.backend = self.io_backend_opt.pop('type', 'disk')
+        self.file_client = None
+        if self.backend != 'disk':
+            raise ValueError(f"io_backend type '{self.backend}' is not supported by HIDEDataset; it reads the "
+                             f'HIDE_dataset folder with the disk backend ({LAYOUT})')
+        if self.is_train:
+            if opt.get('gt_size') is None:
+                raise ValueError(f"HIDEDataset '{opt.get('name', '')}': the option 'gt_size' (training crop size) "
+                                 "is required when phase is 'train'")
+            self.gt_size = int(opt['gt_size'])
+        if not opt.get('dataroot'):
+            raise ValueError(f"HIDEDataset needs the option 'dataroot' (the HIDE_dataset folder: {LAYOUT})")
+        meta = opt.get('meta_info_file')
+        self.samples = scan_hide(
+            opt['dataroot'],
+            self.split,
+            subset=opt.get('subset', 'all'),
+            names=read_keys(meta) if meta else None,
+            names_source=f'meta_info_file {meta}')
+        if opt.get('check_sizes', False):
+            self._check_sizes(self.samples, lambda role, s: (s[f'{role}_path'], png_size(s[f'{role}_path'])))

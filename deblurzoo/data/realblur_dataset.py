@@ -1,0 +1,176 @@
+"""RealBlur (Rim et al., "Real-World Blur Dataset for Learning and Benchmarking Deblurring Algorithms", ECCV 2020):
+RealBlur-J (camera JPEGs) and RealBlur-R (from raw) blurry/sharp pairs, 3758 train and 980 test pairs each.
+
+Layout (``RealBlur``, as released; both splits share the scene folders, the list files tell them apart)::
+
+    <dataroot>/RealBlur-J_ECC_IMCORR_centroid_itensity_ref/<scene>/blur/blur_<n>.png     e.g. scene230/blur/blur_7.png
+    <dataroot>/RealBlur-J_ECC_IMCORR_centroid_itensity_ref/<scene>/gt/gt_<n>.png         its sharp partner
+    <dataroot>/RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref/<scene>/{blur,gt}/...    the same for RealBlur-R
+    <dataroot>/RealBlur_{J,R}_{train,test}_list.txt
+
+Each line of a list file is ``<gt path> <blur path>`` (sharp first), relative to ``<dataroot>``, e.g.
+``RealBlur-J_ECC_IMCORR_centroid_itensity_ref/scene230/gt/gt_7.png RealBlur-J_ECC_IMCORR_centroid_itensity_ref/
+scene230/blur/blur_7.png``. Keys are ``<scene>/<blurry image name>`` without extension (``scene230/blur_7``).
+:func:`scan_realblur` is the one implementation of that layout (validation included).
+"""
+from os import path as osp
+
+from torch.utils import data as data
+
+from basicsr.utils.registry import DATASET_REGISTRY
+from .data_util import check_option_keys
+from .gopro_dataset import GoProDataset, _listing, png_size
+
+VARIANTS = {'J': 'RealBlur-J_ECC_IMCORR_centroid_itensity_ref', 'R': 'RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref'}
+SPLITS = ('train', 'test')
+LAYOUT = ('<dataroot>/{RealBlur-J_ECC_IMCORR_centroid_itensity_ref,RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref}'
+          '/<scene>/{blur,gt}/{blur,gt}_<n>.png with <dataroot>/RealBlur_{J,R}_{train,test}_list.txt: the RealBlur '
+          'layout')
+
+
+def list_file_name(variant, split):
+    """The release's list file of a variant and split: ``RealBlur_J_test_list.txt``."""
+    return f'RealBlur_{variant}_{split}_list.txt'
+
+
+def read_pair_list(list_file):
+    """``[(line number, gt path, blur path)]`` of a RealBlur list file (``<gt path> <blur path>`` lines).
+
+    Empty lines and lines starting with ``#`` are skipped; errors name the file and line.
+    """
+    if not osp.isfile(list_file):
+        raise FileNotFoundError(f'RealBlur list file not found: {list_file}')
+    pairs = []
+    with open(list_file) as f:
+        for number, line in enumerate(f, 1):
+            tokens = line.split()
+            if not tokens or tokens[0].startswith('#'):
+                continue
+            if len(tokens) != 2:
+                raise ValueError(f"{list_file}:{number}: expected '<gt path> <blur path>', got {line.strip()!r}")
+            gt, blur = tokens
+            if osp.basename(osp.dirname(gt)) == 'blur' and osp.basename(osp.dirname(blur)) == 'gt':
+                raise ValueError(f"{list_file}:{number}: the paths are in the wrong order: RealBlur lists are "
+                                 f"'<gt path> <blur path>' (sharp first), got {line.strip()!r}")
+            pairs.append((number, gt, blur))
+    if not pairs:
+        raise ValueError(f'RealBlur list file {list_file} lists no pairs')
+    return pairs
+
+
+def scan_realblur(root, variant='J', split='test', list_file=None):
+    """Read and validate one variant and split of a RealBlur folder from its list file.
+
+    Every listed path must be inside the variant's folder and exist; errors name the list file, the line and the
+    missing paths (the blurry image and its sharp partner).
+
+    Args:
+        root (str): The dataset root (``RealBlur``); the list's paths are relative to it.
+        variant (str): 'J' or 'R'. Default: 'J'.
+        split (str): 'train' or 'test'. Default: 'test'.
+        list_file (str | None): A list file in the release's format that replaces
+            ``<root>/RealBlur_<variant>_<split>_list.txt`` (e.g. a subset of it). Default: None.
+
+    Returns:
+        list[dict]: One dict per listed pair, in list order: ``key``, ``lq_path``, ``gt_path``.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"RealBlur variant must be one of {', '.join(VARIANTS)}, got '{variant}'")
+    if split not in SPLITS:
+        raise ValueError(f"RealBlur split must be one of {', '.join(SPLITS)}, got '{split}'")
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'RealBlur dataroot not found: {root}; expected {LAYOUT}')
+    folder = VARIANTS[variant]
+    if not osp.isdir(osp.join(root, folder)):
+        raise FileNotFoundError(f'RealBlur-{variant} folder not found: {osp.join(root, folder)}; expected {LAYOUT}')
+    list_file = list_file or osp.join(root, list_file_name(variant, split))
+
+    samples, keys, outside, missing_lq, orphans = [], {}, [], [], []
+    for number, gt, blur in read_pair_list(list_file):
+        parts = osp.normpath(blur).split(osp.sep)
+        if osp.normpath(gt).split(osp.sep)[0] != folder or parts[0] != folder or len(parts) < 3:
+            outside.append(f'line {number}: {blur}')
+            continue
+        key = f'{parts[1]}/{osp.splitext(parts[-1])[0]}'  # <scene>/blur_<n>
+        if key in keys:
+            raise ValueError(f'{list_file}: lines {keys[key]} and {number} both list the blurry image {key}')
+        keys[key] = number
+        lq_path, gt_path = osp.join(root, blur), osp.join(root, gt)
+        if not osp.isfile(lq_path):
+            missing_lq.append(f'{lq_path} (line {number})')
+        elif not osp.isfile(gt_path):
+            orphans.append(f'{lq_path} (expected {gt_path}, line {number})')
+        samples.append({'key': key, 'lq_path': lq_path, 'gt_path': gt_path})
+    if outside:
+        raise ValueError(f'{len(outside)} pair(s) of {list_file} are not in the RealBlur-{variant} folder {folder} '
+                         f'(is it a list of the other variant?): {_listing(outside)}')
+    if missing_lq:
+        raise FileNotFoundError(f'{len(missing_lq)} blurry image(s) listed in {list_file} not found: '
+                                f'{_listing(missing_lq)}')
+    if orphans:
+        raise FileNotFoundError(f'{len(orphans)} blurry image(s) listed in {list_file} have no sharp partner: '
+                                f'{_listing(orphans)}')
+    return samples
+
+
+@DATASET_REGISTRY.register()
+class RealBlurDataset(GoProDataset):
+    """RealBlur-J or RealBlur-R blurry/sharp pairs from a ``RealBlur`` folder and its list files (disk backend).
+
+    Samples are GoProDataset's: ``lq``, ``gt`` (3, H, W) float RGB in [0, 1] (normalised with ``mean``/``std``),
+    ``lq_path``, ``gt_path`` and ``key`` (``scene230/blur_7``; unique over the set). Image sizes differ from scene to
+    scene. Reading, size checks, the training crop and the augmentation are GoProDataset's (BasicSR's
+    ``paired_random_crop`` and ``augment``); flows are not available. The list file and every listed path are
+    validated on construction; errors name the missing or mismatched paths.
+
+    Args:
+        opt (dict): Config for the dataset. Keys:
+            dataroot (str): The RealBlur folder (holding the variants' folders and the list files).
+            variant (str): 'J' (``RealBlur-J_ECC_IMCORR_centroid_itensity_ref``) or 'R'
+                (``RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref``). Default: 'J'.
+            split (str): 'train' or 'test'. Default: 'train' if ``phase`` is 'train' else 'test'.
+            phase (str): Set by BasicSR from the datasets section ('train', 'val', 'test'). Default: 'test'.
+            meta_info_file (str): A list file in the release's format (``<gt path> <blur path>`` lines relative to
+                ``dataroot``) that replaces ``<dataroot>/RealBlur_<variant>_<split>_list.txt``, e.g. a subset of it.
+                Default: None.
+            io_backend (dict): ``{type: disk}`` (the only backend). Default: ``{type: disk}``.
+            gt_size (int): Training crop size (required in training).
+            use_hflip (bool): Training: random horizontal flips. Default: False.
+            use_rot (bool): Training: random vertical flips and transpositions (rotations by 90 degrees).
+                Default: False.
+            use_channel_permute (bool): Training: random RGB permutation, the same for lq and gt. Default: False.
+            mean (list[float]): Normalisation mean, as in BasicSR's PairedImageDataset. Default: None.
+            std (list[float]): Normalisation std. Default: None.
+            check_sizes (bool): On construction, compare every pair's image sizes (from the PNG headers) and check them
+                against ``gt_size`` in training; otherwise each sample is checked when read. Default: False.
+    """
+
+    OPTION_KEYS = ('dataroot', 'variant', 'split', 'meta_info_file', 'io_backend', 'gt_size', 'use_hflip', 'use_rot',
+                   'use_channel_permute', 'mean', 'std', 'check_sizes')
+
+    def __init__(self, opt):
+        data.Dataset.__init__(self)  # GoProDataset's __init__ scans the GoPro layout: this one replaces it
+        check_option_keys(opt, self.OPTION_KEYS, 'RealBlurDataset')
+        self.opt = opt
+        self.phase = opt.get('phase', 'test')
+        self.is_train = self.phase == 'train'
+        self.split = opt.get('split') or ('train' if self.is_train else 'test')
+        self.variant = str(opt.get('variant', 'J'))
+        self.use_flow = False
+        self.mean, self.std = opt.get('mean'), opt.get('std')
+        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})  # a copy: never mutate opt
+        self.backend = self.io_backend_opt.pop('type', 'disk')
+        self.file_client = None
+        if self.backend != 'disk':
+            raise ValueError(f"io_backend type '{self.backend}' is not supported by RealBlurDataset; it reads the "
+                             f'RealBlur folder with the disk backend ({LAYOUT})')
+        if self.is_train:
+            if opt.get('gt_size') is None:
+                raise ValueError(f"RealBlurDataset '{opt.get('name', '')}': the option 'gt_size' (training crop size) "
+                                 "is required when phase is 'train'")
+            self.gt_size = int(opt['gt_size'])
+        if not opt.get('dataroot'):
+            raise ValueError(f"RealBlurDataset needs the option 'dataroot' (the RealBlur folder: {LAYOUT})")
+        self.samples = scan_realblur(opt['dataroot'], self.variant, self.split, list_file=opt.get('meta_info_file'))
+        if opt.get('check_sizes', False):
+            self._check_sizes(self.samples, lambda role, s: (s[f'{role}_path'], png_size(s[f'{role}_path'])))
