@@ -157,12 +157,33 @@ def test_top_level_file_naming(rel):
     assert Path(rel).name.startswith(PREFIXES), f'{rel}: option files in options/ are named train_*.yml or test_*.yml'
 
 
+def _partners(rel):
+    """The option files paired with ``rel``: ``train_<r>.yml`` pairs with ``test_<r>.yml``; a training file without
+    that partner pairs with the ``test_<r>_<data>.yml`` files evaluating its model on other sets (``train_saphn.yml``
+    with ``test_saphn_gopro.yml``, ``test_saphn_hide.yml``, ...), and such a test file with that training file."""
+    path = Path(rel)
+    kind, rest = path.name[:-len('.yml')].split('_', 1)
+    other = 'test' if kind == 'train' else 'train'
+    exact = path.with_name(f'{other}_{rest}.yml')
+    if (REPO / exact).is_file():
+        return [exact.as_posix()]
+    siblings = [Path(f) for f in FILES if Path(f).parent == path.parent and Path(f).name.startswith(other + '_')]
+    if kind == 'train':  # test_<rest>_<data>.yml, unless a train file claims them more exactly
+        found = [f for f in siblings if f.name.startswith(f'test_{rest}_')]
+        return [f.as_posix() for f in found if _partners(f.as_posix()) == [rel]]
+    # a test file: the training file of the longest prefix of its name
+    parts = rest.split('_')
+    for end in range(len(parts) - 1, 0, -1):
+        candidate = path.with_name(f"train_{'_'.join(parts[:end])}.yml")
+        if (REPO / candidate).is_file():
+            return [candidate.as_posix()]
+    return []
+
+
 @pytest.mark.parametrize('rel', [f for f in FILES if Path(f).name.startswith(PREFIXES)])
 def test_train_and_test_files_come_in_pairs(rel):
-    path = Path(rel)
-    kind, rest = path.name.split('_', 1)
-    partner = path.with_name(f"{'test' if kind == 'train' else 'train'}_{rest}")
-    assert (REPO / partner).is_file(), f'{rel} has no partner: {partner.as_posix()} is missing'
+    assert _partners(rel), (f'{rel} has no partner: add the train_/test_ file of the same name (or, for a test file '
+                            'evaluating on another set, train_<model>.yml)')
 
 
 def _state_shapes(network_opt):
@@ -175,12 +196,10 @@ def test_pairs_are_consistent():
     """A train/test pair names the same model, and the test file's network loads the train file's checkpoint (same
     state-dict keys and shapes: ``strict_load_g``)."""
     problems = []
-    for rel in FILES:
-        path = Path(rel)
-        partner = path.with_name('test_' + path.name[len('train_'):])
-        if not path.name.startswith('train_') or not (REPO / partner).is_file():
-            continue
-        train, test = _load(rel), _load(partner.as_posix())
+    pairs = [(rel, partner) for rel in FILES if Path(rel).name.startswith('train_') for partner in _partners(rel)]
+    assert pairs, 'no train/test pairs found'
+    for rel, partner in pairs:
+        train, test = _load(rel), _load(partner)
         if train['model_type'] != test['model_type']:
             problems.append(f"{rel}: model_type {train['model_type']}, {partner}: {test['model_type']}")
         try:

@@ -373,8 +373,8 @@ class PixelSampler(nn.Module):
             b, _, h, w = feat.shape
             budget = torch.full((b, ), level_budgets((h, w), 2)[0], dtype=torch.long, device=feat.device)
             zeros = feat.new_zeros(b, 1, h, w)
-            return self.uniform(b, (h, w), feat.device), dict(prob=zeros, log_prob=zeros, num_selected=budget,
-                                                              budget=budget)
+            return self.uniform(b, (h, w), feat.device), dict(prob=zeros, log_prob=zeros, selected=zeros,
+                                                              num_selected=budget, budget=budget)
         return self.choose(self.head(feat), policy)
 
     def choose(self, logit, policy='greedy'):
@@ -391,17 +391,21 @@ class PixelSampler(nn.Module):
             drawn = torch.bernoulli(score)
             # log P(drawn) = drawn * log p + (1 - drawn) * log(1 - p), stably from the logit
             log_prob = -F.binary_cross_entropy_with_logits(logit, drawn.view_as(logit), reduction='none')
+            selected = drawn.view_as(logit)
             num_selected = drawn.sum(1).long()
-            score = drawn + score  # drawn pixels first, each group by P
+            # drawn pixels first, each group in random order: which pixels are processed depends on P only through
+            # the draws, so the draws' log-probability carries the whole credit (REINFORCE stays unbiased)
+            score = drawn + torch.rand_like(score)
         else:
             log_prob = torch.zeros_like(prob)
+            selected = torch.zeros_like(prob)
             num_selected = budget
         order = score.topk(budgets[0], dim=1).indices  # sorted by score: the levels' sets are nested
         grids = [
             SampleGrid(order[:, :n].sort(dim=1).values, (h, w), 2**level)
             for level, n in enumerate(budgets, start=1)
         ]
-        return grids, dict(prob=prob, log_prob=log_prob, num_selected=num_selected, budget=budget)
+        return grids, dict(prob=prob, log_prob=log_prob, selected=selected, num_selected=num_selected, budget=budget)
 
 
 # ------------------------------------------------------------------------------------------------- encoder-decoder
@@ -563,6 +567,7 @@ class MultiPatchHierarchy(nn.Module):
         info = dict(
             prob=merge_patches(info['prob'], num),
             log_prob=merge_patches(info['log_prob'], num),
+            selected=merge_patches(info['selected'], num),
             num_selected=info['num_selected'].view(num, b).sum(0),
             budget=info['budget'].view(num, b).sum(0))
         return grids, info

@@ -2,7 +2,10 @@
 
 Each pixel of the probability map is an agent (all share the head's weights) that decides "hard to restore: sample
 me". Its reward is pixelwise: ``r = -lambda1 * sum over the stage outputs of |output - gt|`` at that pixel (mean over
-channels), minus ``lambda2`` for the whole image when the policy drew more pixels than the budget. The loss is the
+channels), minus ``lambda2`` when the policy drew more pixels than the budget. Given the drawn decisions
+(``selected``), the penalty goes to the agents that selected themselves: a penalty shared by every pixel of the image
+is a constant advantage for each of them and, per pixel, carries no gradient in expectation (the policy then drifts to
+drawing every pixel); without ``selected`` it applies to the whole image as written in the paper. The loss is the
 REINFORCE surrogate ``-(r - b) * log p(decisions)``, averaged over pixels; the advantage ``r - b`` is a constant
 (no gradient reaches the deblurring network through it), so only the head learns from this loss, through the
 log-probability. Baselines ``b`` reduce the variance: ``'greedy'`` the reward of the top-N choice (self-critical,
@@ -48,15 +51,16 @@ class AdaptiveSamplingRewardLoss(nn.Module):
         self.lambda_budget = lambda_budget
         self.baseline = baseline
 
-    def reward(self, outputs, target, num_selected=None, budget=None):
+    def reward(self, outputs, target, num_selected=None, budget=None, selected=None):
         """(b, 1, H, W) reward of one decision set (no gradient)."""
         reward = reward_map(outputs, target, self.lambda_pixel)
         if num_selected is not None and budget is not None:
             over = (num_selected > budget).to(reward.dtype).view(-1, 1, 1, 1)
-            reward = reward - self.lambda_budget * over
+            penalty = over if selected is None else over * selected
+            reward = reward - self.lambda_budget * penalty
         return reward
 
-    def forward(self, log_prob, outputs, target, num_selected=None, budget=None, baseline_outputs=None):
+    def forward(self, log_prob, outputs, target, num_selected=None, budget=None, baseline_outputs=None, selected=None):
         """
         Args:
             log_prob (Tensor): (b, 1, H, W) log-probability of each pixel's drawn decision (the sampler's output).
@@ -64,13 +68,15 @@ class AdaptiveSamplingRewardLoss(nn.Module):
             target (Tensor): (b, c, H, W) sharp image.
             num_selected (Tensor | None): (b,) pixels drawn. Default: None (no budget penalty).
             budget (Tensor | None): (b,) pixels the level may take.
+            selected (Tensor | None): (b, 1, H, W) the drawn decisions (1 = drawn); with it the budget penalty goes to
+                the drawn pixels only (see the module docstring). Default: None.
             baseline_outputs (Tensor | list[Tensor] | None): The same outputs from the greedy choice (required by
                 ``baseline='greedy'``; the greedy choice never exceeds the budget).
 
         Returns:
             Tensor: scalar surrogate loss.
         """
-        reward = self.reward(outputs, target, num_selected, budget)
+        reward = self.reward(outputs, target, num_selected, budget, selected)
         if self.baseline == 'greedy':
             if baseline_outputs is None:
                 raise ValueError("AdaptiveSamplingRewardLoss(baseline='greedy') needs baseline_outputs: the outputs of "

@@ -67,7 +67,7 @@ class SAPHNetModel(DeblurModel):
             first = max(0, len(outputs) - len(sampling) + i)
             losses[f'l_reward_{i + 1}'] = self.cri_reward(
                 record['log_prob'], outputs[first:], self.gt, record['num_selected'], record['budget'],
-                baseline_outputs=None if baseline is None else baseline[first:])
+                baseline_outputs=None if baseline is None else baseline[first:], selected=record['selected'])
         return losses
 
     def train_forward_kwargs(self, current_iter):

@@ -1,0 +1,89 @@
+"""The REINFORCE loss of the pixel samplers (paper 003, Eqs. 5-7): reward, baselines, gradient sign, and a toy problem
+where a probability head must learn to pick the pixels with the largest error."""
+import pytest
+import torch
+
+from deblurzoo.archs.adaptive_sampling import PixelSampler
+from deblurzoo.losses.reward_loss import AdaptiveSamplingRewardLoss
+
+
+def test_reward_is_pixelwise_l1_over_stages_minus_the_budget_penalty():
+    loss = AdaptiveSamplingRewardLoss(lambda_pixel=2.0, lambda_budget=0.5, baseline='none')
+    gt = torch.zeros(2, 3, 2, 2)
+    out1 = torch.full((2, 3, 2, 2), 0.1)
+    out2 = torch.full((2, 3, 2, 2), 0.3)
+    reward = loss.reward([out1, out2], gt, torch.tensor([5, 3]), torch.tensor([4, 4]))
+    torch.testing.assert_close(reward[0], torch.full((1, 2, 2), -2.0 * 0.4 - 0.5))  # over budget
+    torch.testing.assert_close(reward[1], torch.full((1, 2, 2), -2.0 * 0.4))
+    # with the drawn decisions, only the pixels that selected themselves pay for exceeding the budget
+    selected = torch.tensor([[1., 0.], [1., 1.]]).expand(2, 1, 2, 2)
+    reward = loss.reward([out1, out2], gt, torch.tensor([5, 3]), torch.tensor([4, 4]), selected)
+    torch.testing.assert_close(reward[0, 0], torch.tensor([[-1.3, -0.8], [-1.3, -1.3]]))
+    torch.testing.assert_close(reward[1, 0], torch.full((2, 2), -0.8))
+
+
+def test_gradient_sign_raises_the_probability_of_better_than_baseline_decisions():
+    """A drawn pixel whose reward beats the baseline gets a larger probability; an undrawn one that would have been
+    better drawn (its reward is below the baseline) as well; the deblurring outputs get no gradient."""
+    logit = torch.zeros(1, 1, 1, 2, requires_grad=True)
+    drawn = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    log_prob = -torch.nn.functional.binary_cross_entropy_with_logits(logit, drawn, reduction='none')
+    gt = torch.zeros(1, 1, 1, 2)
+    out = torch.tensor([0.0, 0.5]).view(1, 1, 1, 2).requires_grad_()  # pixel 0 fixed, pixel 1 left with error 0.5
+    greedy = torch.tensor([0.2, 0.0]).view(1, 1, 1, 2)  # the greedy choice fixed pixel 1 instead
+    loss = AdaptiveSamplingRewardLoss(baseline='greedy')(log_prob, out, gt, baseline_outputs=greedy)
+    loss.backward()
+    assert logit.grad[0, 0, 0, 0] < 0, 'drawing pixel 0 paid off: its logit must go up'
+    assert logit.grad[0, 0, 0, 1] < 0, 'not drawing pixel 1 cost reward: its logit must go up'
+    assert out.grad is None or out.grad.abs().sum() == 0
+
+
+def test_greedy_baseline_is_required_and_names_itself():
+    with pytest.raises(ValueError, match='baseline_outputs'):
+        AdaptiveSamplingRewardLoss()(torch.zeros(1, 1, 2, 2), torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2))
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        AdaptiveSamplingRewardLoss(baseline='critic')
+
+
+@pytest.mark.parametrize('baseline', ['greedy', 'mean'])
+def test_head_learns_to_pick_the_pixels_with_the_largest_error(baseline):
+    """Toy environment: a quarter of the pixels are hard (large error, like a moving object's blur), the rest nearly
+    restored; processing a pixel removes its error. The head sees the error among noise channels and, trained only
+    through the REINFORCE loss, learns within a few hundred steps to sample the hard pixels -- and to draw about the
+    budget's worth of pixels (the budget penalty)."""
+    torch.manual_seed(0)
+    size, batch = 16, 4
+    sampler = PixelSampler(3, 8, num_levels=2)  # level 1: a quarter of the pixels
+    optimizer = torch.optim.Adam(sampler.parameters(), lr=1e-2)
+    loss_fn = AdaptiveSamplingRewardLoss(baseline=baseline)
+
+    def episode():
+        hard = torch.rand(batch, size * size).argsort(1) < size * size // 4
+        error = 0.1 * torch.rand(batch, size * size) + hard * (0.4 + 0.5 * torch.rand(batch, size * size))
+        error = error.view(batch, 1, size, size)
+        return hard, error, torch.cat([error, torch.randn(batch, 2, size, size)], dim=1)
+
+    def overlap(hard, grids):
+        chosen = torch.zeros_like(hard).scatter_(1, grids[0].flat, True)
+        return (chosen & hard).sum().item() / hard.sum().item()
+
+    hard, error, feat = episode()
+    before = overlap(hard, sampler(feat, 'greedy')[0])
+    for _ in range(250):
+        hard, error, feat = episode()
+        grids, info = sampler(feat, 'sample')
+        out = error * (1 - grids[0].mask())  # processed pixels are restored
+        with torch.no_grad():
+            greedy = error * (1 - sampler(feat, 'greedy')[0][0].mask())
+        loss = loss_fn(info['log_prob'], out, torch.zeros_like(error), info['num_selected'], info['budget'],
+                       baseline_outputs=greedy, selected=info['selected'])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    hard, error, feat = episode()
+    grids, info = sampler(feat, 'sample')
+    after = overlap(hard, sampler(feat, 'greedy')[0])
+    assert before < 0.5, before  # chance is about 0.25
+    assert after > 0.9, f'overlap of the greedy choice with the hard pixels {before:.2f} -> {after:.2f}'
+    drawn = info['num_selected'].float().mean().item() / info['budget'][0].item()
+    assert 0.8 < drawn < 1.25, f'the policy draws {drawn:.2f} x the budget'
