@@ -138,3 +138,39 @@ def test_bad_option_file_gives_clear_error(root, change, message):
     run = _run(root, 'deblurzoo/train.py', '-opt', _write(root, opt, 'train_svdn_bad.yml'))
     assert run.returncode != 0
     assert re.search(message, run.stderr), run.stderr[-3000:]
+
+
+def test_saphnet_trains_through_both_phases(root):
+    """The SAPHNet demo option, shrunk: uniform sampling for 2 iterations (no reward loss), then samplers and network
+    jointly (both samplers' REINFORCE terms logged); validation runs in each phase and test.py evaluates the result."""
+    with open(osp.join(REPO, 'options', 'demo', 'train_saphn_demo.yml')) as f:
+        opt = yaml.safe_load(f)
+    opt['name'] = 'saphn_e2e'
+    for phase in ('train', 'val'):
+        opt['datasets'][phase]['dataroot'] = str(root / 'GOPRO_Large')
+    opt['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1)
+    opt['network_g'].update(num_feat=4, sampler_feat=4)
+    opt['train'].update(total_iter=4, pretrain_iter=2)
+    opt['train']['scheduler']['periods'] = [4]
+    opt['val']['val_freq'] = 2
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    run = _run(root, 'deblurzoo/train.py', '-opt', _write(root, opt, 'train_saphn_e2e.yml'))
+    assert run.returncode == 0, run.stderr[-4000:]
+    lines = {int(m.group(1)): line for line in _log(root, 'saphn_e2e').splitlines()
+             for m in [re.search(r'iter:\s+(\d+),', line)] if m}
+    assert sorted(lines) == [1, 2, 3, 4]
+    for it in (1, 2):
+        assert 'l_pix_stage1' in lines[it] and 'l_reward' not in lines[it], lines[it]
+    for it in (3, 4):
+        assert 'l_reward_1' in lines[it] and 'l_reward_2' in lines[it], lines[it]
+    assert _log(root, 'saphn_e2e').count('Validation') >= 2
+
+    with open(osp.join(REPO, 'options', 'demo', 'test_saphn_demo.yml')) as f:
+        test_opt = yaml.safe_load(f)
+    test_opt['name'] = 'saphn_e2e'
+    test_opt['datasets']['test']['dataroot'] = str(root / 'GOPRO_Large')
+    test_opt['network_g'].update(num_feat=4, sampler_feat=4)
+    test_opt['path']['pretrain_network_g'] = str(root / 'experiments' / 'saphn_e2e' / 'models' / 'net_g_latest.pth')
+    run = _run(root, 'deblurzoo/test.py', '-opt', _write(root, test_opt, 'test_saphn_e2e.yml'))
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert re.search(r'psnr: \d+\.\d+', _log(root, 'saphn_e2e', prefix='test'))

@@ -524,10 +524,10 @@ def pair_patch_tokens(tokens, num):
 class MultiPatchHierarchy(nn.Module):
     """Three encoder-decoder stages on 4, 2 and 1 patches; each stage refines the previous estimate residually.
 
-    Subclasses build ``self.stages`` (three :class:`AdaptiveEncoderDecoder`), ``self.samplers`` (a ModuleList of two
-    :class:`PixelSampler` for stages 2 and 3, or None for uniform sampling) and ``self.cross_stage`` (two modules
-    ``(tokens, source) -> tokens`` mixing the lower stage's bottleneck into the upper one's, or None), and set
-    ``self.stage_supervision``. Stage ``s > 1`` receives the previous estimate as input, the previous stage's level-0
+    Subclasses give the block factory (``__init__`` builds ``self.stages``, three :class:`AdaptiveEncoderDecoder`, and
+    ``self.samplers``, two :class:`PixelSampler` for stages 2 and 3 or None for uniform sampling) and may set
+    ``self.cross_stage`` (two modules ``(tokens, source) -> tokens`` mixing the lower stage's bottleneck into the upper
+    one's). Stage ``s > 1`` receives the previous estimate as input, the previous stage's level-0
     features as a skip (added, as in DMPHN) and, when adaptive, samples its pixels from a probability map computed on
     those features.
 
@@ -540,6 +540,24 @@ class MultiPatchHierarchy(nn.Module):
     """
 
     multiple = 8  # two patch splits, then two stride-2 levels
+
+    def __init__(self, num_in_ch, num_feat, num_blocks, block, stage_supervision, sampling, sample_ratio,
+                 sampler_feat):
+        """Builds the three stages from ``block`` (see :class:`AdaptiveEncoderDecoder`) and, for
+        ``sampling='adaptive'``, the probability heads of stages 2 and 3; ``cross_stage`` is left to subclasses."""
+        super().__init__()
+        if sampling not in ('adaptive', 'uniform'):
+            raise ValueError(f"sampling must be 'adaptive' or 'uniform', got '{sampling}'")
+        adaptive = sampling == 'adaptive'
+        num_blocks = tuple(num_blocks)
+        self.num_in_ch = num_in_ch
+        self.stage_supervision = stage_supervision
+        self.stages = nn.ModuleList(
+            AdaptiveEncoderDecoder(num_in_ch, num_in_ch, num_feat, num_blocks, block, sampled=stage > 0 and adaptive)
+            for stage in range(3))
+        self.samplers = nn.ModuleList(
+            PixelSampler(num_feat, sampler_feat, len(num_blocks), sample_ratio) for _ in range(2)) if adaptive else None
+        self.cross_stage = None
 
     @property
     def adaptive(self):

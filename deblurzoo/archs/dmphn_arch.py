@@ -9,7 +9,7 @@ Departure from Table VI: three stages (1-2-4) instead of DMPHN's four (1-2-4-8),
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from .adaptive_sampling import AdaptiveEncoderDecoder, MultiPatchHierarchy, PixelSampler, TokenConv
+from .adaptive_sampling import MultiPatchHierarchy, TokenConv
 
 
 class TokenResBlock(nn.Module):
@@ -50,16 +50,6 @@ class DMPHN(MultiPatchHierarchy):
                  sampling='adaptive',
                  sample_ratio=1.0,
                  sampler_feat=32):
-        super().__init__()
-        if sampling not in ('adaptive', 'uniform'):
-            raise ValueError(f"sampling must be 'adaptive' or 'uniform', got '{sampling}'")
-        adaptive = sampling == 'adaptive'
-        num_blocks = tuple(num_blocks)
-        self.num_in_ch = num_in_ch
-        self.stage_supervision = stage_supervision
-        self.stages = nn.ModuleList(
-            AdaptiveEncoderDecoder(num_in_ch, num_in_ch, num_feat, num_blocks, lambda width, level, decoder:
-                                   TokenResBlock(width), sampled=stage > 0 and adaptive) for stage in range(3))
-        self.samplers = nn.ModuleList(
-            PixelSampler(num_feat, sampler_feat, len(num_blocks), sample_ratio) for _ in range(2)) if adaptive else None
-        self.cross_stage = None  # stages exchange features through the level-0 skip only, as DMPHN
+        super().__init__(num_in_ch, num_feat, num_blocks, lambda width, level, decoder: TokenResBlock(width),
+                         stage_supervision, sampling, sample_ratio, sampler_feat)
+        # stages exchange features through the level-0 skip only, as in DMPHN: no cross_stage modules

@@ -410,3 +410,42 @@ class GoProDataset(data.Dataset):
 
     def __len__(self):
         return len(self.samples)
+
+
+class DiskPairsDataset(GoProDataset):
+    """Base of paired sets read from disk by their own layout scan (HIDE, RealBlur): GoProDataset's reading, size
+    checks, cropping and augmentation over the samples :meth:`scan` returns (dicts with ``lq_path``, ``gt_path``,
+    ``key``). Subclasses set ``OPTION_KEYS``, ``LAYOUT`` (for error messages) and implement :meth:`scan`."""
+
+    LAYOUT = ''
+
+    def __init__(self, opt):
+        data.Dataset.__init__(self)  # GoProDataset's __init__ scans the GoPro layout: scan() replaces it
+        name = type(self).__name__
+        check_option_keys(opt, self.OPTION_KEYS, name)
+        self.opt = opt
+        self.phase = opt.get('phase', 'test')
+        self.is_train = self.phase == 'train'
+        self.split = opt.get('split') or ('train' if self.is_train else 'test')
+        self.use_flow = False
+        self.mean, self.std = opt.get('mean'), opt.get('std')
+        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})  # a copy: never mutate opt
+        self.backend = self.io_backend_opt.pop('type', 'disk')
+        self.file_client = None
+        if self.backend != 'disk':
+            raise ValueError(f"io_backend type '{self.backend}' is not supported by {name}; it reads its folder "
+                             f'with the disk backend ({self.LAYOUT})')
+        if self.is_train:
+            if opt.get('gt_size') is None:
+                raise ValueError(f"{name} '{opt.get('name', '')}': the option 'gt_size' (training crop size) "
+                                 "is required when phase is 'train'")
+            self.gt_size = int(opt['gt_size'])
+        if not opt.get('dataroot'):
+            raise ValueError(f"{name} needs the option 'dataroot' ({self.LAYOUT})")
+        self.samples = self.scan(opt)
+        if opt.get('check_sizes', False):
+            self._check_sizes(self.samples, lambda role, s: (s[f'{role}_path'], png_size(s[f'{role}_path'])))
+
+    def scan(self, opt):
+        """The validated list of samples of ``opt``'s folder and split."""
+        raise NotImplementedError

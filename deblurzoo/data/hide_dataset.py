@@ -13,11 +13,8 @@ Keys are the blurry images' paths relative to the split folder, without extensio
 """
 from os import path as osp
 
-from torch.utils import data as data
-
 from basicsr.utils.registry import DATASET_REGISTRY
-from .data_util import check_option_keys
-from .gopro_dataset import IMG_EXTENSIONS, GoProDataset, _frames_in, _listing, png_size, read_keys
+from .gopro_dataset import IMG_EXTENSIONS, DiskPairsDataset, _frames_in, _listing, read_keys
 
 LAYOUT = ('<dataroot>/GT/<name>.png (sharp) with <dataroot>/train/<name>.png and '
           '<dataroot>/test/{test-close-ups,test-long-shot}/<name>.png (blurry): the HIDE_dataset layout')
@@ -108,7 +105,7 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
 
 
 @DATASET_REGISTRY.register()
-class HIDEDataset(GoProDataset):
+class HIDEDataset(DiskPairsDataset):
     """HIDE blurry/sharp pairs from a ``HIDE_dataset`` folder (disk backend).
 
     Samples are GoProDataset's: ``lq``, ``gt`` (3, H, W) float RGB in [0, 1] (normalised with ``mean``/``std``),
@@ -141,34 +138,13 @@ class HIDEDataset(GoProDataset):
     OPTION_KEYS = ('dataroot', 'split', 'subset', 'meta_info_file', 'io_backend', 'gt_size', 'use_hflip', 'use_rot',
                    'use_channel_permute', 'mean', 'std', 'check_sizes')
 
-    def __init__(self, opt):
-        data.Dataset.__init__(self)  # GoProDataset's __init__ scans the GoPro layout: this one replaces it
-        check_option_keys(opt, self.OPTION_KEYS, 'HIDEDataset')
-        self.opt = opt
-        self.phase = opt.get('phase', 'test')
-        self.is_train = self.phase == 'train'
-        self.split = opt.get('split') or ('train' if self.is_train else 'test')
-        self.use_flow = False
-        self.mean, self.std = opt.get('mean'), opt.get('std')
-        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})  # a copy: never mutate opt
-        self.backend = self.io_backend_opt.pop('type', 'disk')
-        self.file_client = None
-        if self.backend != 'disk':
-            raise ValueError(f"io_backend type '{self.backend}' is not supported by HIDEDataset; it reads the "
-                             f'HIDE_dataset folder with the disk backend ({LAYOUT})')
-        if self.is_train:
-            if opt.get('gt_size') is None:
-                raise ValueError(f"HIDEDataset '{opt.get('name', '')}': the option 'gt_size' (training crop size) "
-                                 "is required when phase is 'train'")
-            self.gt_size = int(opt['gt_size'])
-        if not opt.get('dataroot'):
-            raise ValueError(f"HIDEDataset needs the option 'dataroot' (the HIDE_dataset folder: {LAYOUT})")
+    LAYOUT = 'the HIDE_dataset folder: ' + LAYOUT
+
+    def scan(self, opt):
         meta = opt.get('meta_info_file')
-        self.samples = scan_hide(
+        return scan_hide(
             opt['dataroot'],
             self.split,
             subset=opt.get('subset', 'all'),
             names=read_keys(meta) if meta else None,
             names_source=f'meta_info_file {meta}')
-        if opt.get('check_sizes', False):
-            self._check_sizes(self.samples, lambda role, s: (s[f'{role}_path'], png_size(s[f'{role}_path'])))

@@ -15,11 +15,8 @@ scene230/blur/blur_7.png``. Keys are ``<scene>/<blurry image name>`` without ext
 """
 from os import path as osp
 
-from torch.utils import data as data
-
 from basicsr.utils.registry import DATASET_REGISTRY
-from .data_util import check_option_keys
-from .gopro_dataset import GoProDataset, _listing, png_size
+from .gopro_dataset import DiskPairsDataset, _listing
 
 VARIANTS = {'J': 'RealBlur-J_ECC_IMCORR_centroid_itensity_ref', 'R': 'RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref'}
 SPLITS = ('train', 'test')
@@ -114,7 +111,7 @@ def scan_realblur(root, variant='J', split='test', list_file=None):
 
 
 @DATASET_REGISTRY.register()
-class RealBlurDataset(GoProDataset):
+class RealBlurDataset(DiskPairsDataset):
     """RealBlur-J or RealBlur-R blurry/sharp pairs from a ``RealBlur`` folder and its list files (disk backend).
 
     Samples are GoProDataset's: ``lq``, ``gt`` (3, H, W) float RGB in [0, 1] (normalised with ``mean``/``std``),
@@ -148,29 +145,8 @@ class RealBlurDataset(GoProDataset):
     OPTION_KEYS = ('dataroot', 'variant', 'split', 'meta_info_file', 'io_backend', 'gt_size', 'use_hflip', 'use_rot',
                    'use_channel_permute', 'mean', 'std', 'check_sizes')
 
-    def __init__(self, opt):
-        data.Dataset.__init__(self)  # GoProDataset's __init__ scans the GoPro layout: this one replaces it
-        check_option_keys(opt, self.OPTION_KEYS, 'RealBlurDataset')
-        self.opt = opt
-        self.phase = opt.get('phase', 'test')
-        self.is_train = self.phase == 'train'
-        self.split = opt.get('split') or ('train' if self.is_train else 'test')
+    LAYOUT = 'the RealBlur folder: ' + LAYOUT
+
+    def scan(self, opt):
         self.variant = str(opt.get('variant', 'J'))
-        self.use_flow = False
-        self.mean, self.std = opt.get('mean'), opt.get('std')
-        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})  # a copy: never mutate opt
-        self.backend = self.io_backend_opt.pop('type', 'disk')
-        self.file_client = None
-        if self.backend != 'disk':
-            raise ValueError(f"io_backend type '{self.backend}' is not supported by RealBlurDataset; it reads the "
-                             f'RealBlur folder with the disk backend ({LAYOUT})')
-        if self.is_train:
-            if opt.get('gt_size') is None:
-                raise ValueError(f"RealBlurDataset '{opt.get('name', '')}': the option 'gt_size' (training crop size) "
-                                 "is required when phase is 'train'")
-            self.gt_size = int(opt['gt_size'])
-        if not opt.get('dataroot'):
-            raise ValueError(f"RealBlurDataset needs the option 'dataroot' (the RealBlur folder: {LAYOUT})")
-        self.samples = scan_realblur(opt['dataroot'], self.variant, self.split, list_file=opt.get('meta_info_file'))
-        if opt.get('check_sizes', False):
-            self._check_sizes(self.samples, lambda role, s: (s[f'{role}_path'], png_size(s[f'{role}_path'])))
+        return scan_realblur(opt['dataroot'], self.variant, self.split, list_file=opt.get('meta_info_file'))

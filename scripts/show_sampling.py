@@ -1,0 +1,104 @@
+"""Picture of the pixels SAPHNet's adaptive sampling processes (paper 003, Fig. 9), from a trained checkpoint.
+
+    python scripts/show_sampling.py -opt options/demo/test_saphn_demo.yml \
+        --image datasets/demo/test/bikes_04/blur/000003.png --out results/saphn_sampling.png
+
+Builds ``network_g`` from the test option file, loads ``path.pretrain_network_g`` (``param_key_g``; safe loading,
+``weights_only=True``), runs the image through it (greedy top-N sampling, as at test time) and writes one panel per row:
+the blurry input, then for stages 1 (uniform), 2 and 3 the pixels sampled at the coarsest level (red dots over the
+dimmed input; the paper shows the lowest resolution), and the probability maps of stages 2 and 3. Also prints how
+many pixels each level took and what share of them falls in the 25% of pixels with the largest blur error (when the
+sharp image is found in the GoPro layout next to the blurry one).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import cv2
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import deblurzoo  # noqa: E402,F401  (registers the archs)
+from basicsr.archs import build_network  # noqa: E402
+from basicsr.utils import img2tensor  # noqa: E402
+from basicsr.utils.options import ordered_yaml  # noqa: E402
+
+
+def load_net(opt_path):
+    with open(opt_path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    net = build_network(dict(opt['network_g']))
+    ckpt = opt.get('path', {}).get('pretrain_network_g')
+    if not ckpt or not osp.isfile(ckpt):
+        raise FileNotFoundError(f'{opt_path}: path.pretrain_network_g {ckpt!r} does not exist (train the model first)')
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    key = opt['path'].get('param_key_g', 'params')
+    if key not in state:
+        raise KeyError(f"{ckpt}: no '{key}' in the checkpoint (keys: {sorted(state)}); set path.param_key_g")
+    net.load_state_dict(state[key], strict=True)
+    if not getattr(net, 'adaptive', False):
+        raise ValueError(f"{opt_path}: network_g {opt['network_g']['type']} does not sample adaptively")
+    return net.eval()
+
+
+def _label(img, text):
+    out = img.copy()
+    for color, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, thick, cv2.LINE_AA)
+    return out
+
+
+def _dots(img, mask):
+    out = (img.astype(np.float32) * 0.45).astype(np.uint8)
+    out[mask > 0] = (0, 0, 255)
+    return out
+
+
+def _heat(prob):
+    """Colour map of P stretched to its own range (the policy only ranks pixels: top-N at test time)."""
+    span = max(float(prob.max() - prob.min()), 1e-8)
+    return cv2.applyColorMap((255 * (prob - prob.min()) / span).astype(np.uint8), cv2.COLORMAP_INFERNO)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('-opt', required=True, help='test option file of an adaptive model (SAPHNet, DMPHN)')
+    parser.add_argument('--image', required=True, help='blurry image')
+    parser.add_argument('--out', required=True, help='output PNG')
+    args = parser.parse_args(argv)
+    img = cv2.imread(args.image, cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f'cannot read image {args.image}')
+    net = load_net(args.opt)
+    x = img2tensor(img.astype(np.float32) / 255.0, bgr2rgb=True, float32=True)[None]
+    with torch.no_grad():
+        net.train()  # training mode returns the probability maps; policy 'greedy' is the test-time choice
+        _, aux, masks = net(x, policy='greedy', return_masks=True)
+    net.eval()
+    sharp_path = args.image.replace(f'{os.sep}blur{os.sep}', f'{os.sep}sharp{os.sep}')
+    sharp = cv2.imread(sharp_path, cv2.IMREAD_COLOR) if sharp_path != args.image else None
+    hard = None
+    if sharp is not None and sharp.shape == img.shape:
+        err = np.abs(img.astype(np.float32) - sharp.astype(np.float32)).mean(2)
+        hard = err >= np.quantile(err, 0.75)
+    panels = [_label(img, 'blurry input')]
+    for stage, levels in enumerate(masks, start=1):
+        coarse = levels[-1][0, 0].numpy()
+        panels.append(_label(_dots(img, coarse), f'stage {stage}: level-{len(levels)} pixels'))
+        for level, mask in enumerate(levels, start=1):
+            m = mask[0, 0].numpy() > 0
+            share = f', {100 * hard[m].mean():.0f}% in the hardest quarter' if hard is not None else ''
+            print(f'stage {stage} level {level}: {int(m.sum())} pixels{share}')
+    for stage, record in enumerate(aux['sampling'], start=2):
+        prob = record['prob'][0, 0].numpy()
+        panels.append(_label(_heat(prob), f'stage {stage}: P in [{prob.min():.2f}, {prob.max():.2f}]'))
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    cv2.imwrite(args.out, np.concatenate(panels, axis=0))
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
