@@ -124,15 +124,8 @@ class HIDEDataset(DiskPairsDataset):
                 the release's ``HIDE_dataset/test.txt`` (``10fromGOPR1088.png``). Every name must be in the split;
                 with ``subset``, names of the other subset are skipped. Default: None (every image of the split).
             io_backend (dict): ``{type: disk}`` (the only backend). Default: ``{type: disk}``.
-            gt_size (int): Training crop size (required in training).
-            use_hflip (bool): Training: random horizontal flips. Default: False.
-            use_rot (bool): Training: random vertical flips and transpositions (rotations by 90 degrees).
-                Default: False.
-            use_channel_permute (bool): Training: random RGB permutation, the same for lq and gt. Default: False.
-            mean (list[float]): Normalisation mean, as in BasicSR's PairedImageDataset. Default: None.
-            std (list[float]): Normalisation std. Default: None.
-            check_sizes (bool): On construction, compare every pair's image sizes (from the PNG headers) and check them
-                against ``gt_size`` in training; otherwise each sample is checked when read. Default: False.
+            gt_size, use_hflip, use_rot, use_channel_permute, mean, std, check_sizes: as in :class:`GoProDataset`
+                (``gt_size`` is required in training).
     """
 
     OPTION_KEYS = ('dataroot', 'split', 'subset', 'meta_info_file', 'io_backend', 'gt_size', 'use_hflip', 'use_rot',
