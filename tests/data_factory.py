@@ -198,3 +198,27 @@ def make_realblur_tree(root, variant='J', scenes=REALBLUR_SCENES, frames=2, size
         with open(osp.join(root, f'RealBlur_{variant}_{split}_list.txt'), 'w') as f:
             f.writelines(lines)
     return root
+
+
+def read_rgb(path):
+    """(3, h, w) float RGB tensor in [0, 1] of an image file, as the datasets return it."""
+    import torch
+    return torch.from_numpy(cv2.imread(path)[..., ::-1].astype(np.float32) / 255).permute(2, 0, 1)
+
+
+def assert_paired_crops(dataset, index, crop, seeds=4):
+    """Training samples of ``dataset[index]`` are ``crop`` x ``crop`` windows taken at the same place in the blurry
+    and the sharp image (for several random seeds)."""
+    import random
+
+    import torch
+    sample_paths = dataset.samples[index]
+    full_lq, full_gt = read_rgb(sample_paths['lq_path']), read_rgb(sample_paths['gt_path'])
+    h, w = full_gt.shape[-2:]
+    for seed in range(seeds):
+        random.seed(seed)
+        sample = dataset[index]
+        assert sample['lq'].shape == sample['gt'].shape == (3, crop, crop)
+        hits = [(y, x) for y in range(h - crop + 1) for x in range(w - crop + 1)
+                if torch.equal(full_gt[:, y:y + crop, x:x + crop], sample['gt'])]
+        assert hits and any(torch.equal(full_lq[:, y:y + crop, x:x + crop], sample['lq']) for y, x in hits)

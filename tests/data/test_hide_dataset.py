@@ -1,18 +1,16 @@
 """HIDEDataset: the HIDE_dataset layout, subsets, list selection, the training crop and its validation errors."""
 import os
-import random
 import re
 import shutil
 from os import path as osp
 
 import cv2
-import numpy as np
 import pytest
 import torch
 
 import deblurzoo  # noqa: F401  (registers HIDEDataset)
 from basicsr.data import build_dataset
-from data_factory import HIDE_NAMES, make_hide_tree
+from data_factory import assert_paired_crops, read_rgb, HIDE_NAMES, make_hide_tree
 from deblurzoo.data.hide_dataset import HIDEDataset
 
 CLOSE, LONG = HIDE_NAMES['test-close-ups'], HIDE_NAMES['test-long-shot']
@@ -23,10 +21,6 @@ def _opt(root, **kw):
     opt = {'name': 'hide', 'type': 'HIDEDataset', 'dataroot': root, 'phase': 'val', 'io_backend': {'type': 'disk'}}
     opt.update(kw)
     return opt
-
-
-def _rgb(path):
-    return torch.from_numpy(cv2.imread(path)[..., ::-1].astype(np.float32) / 255).permute(2, 0, 1)
 
 
 @pytest.fixture(scope='module')
@@ -51,7 +45,8 @@ def test_test_split_loads_every_pair(tree):
         assert sample['lq_path'] == osp.join(tree, 'test', folder, f'{name}.png')
         assert sample['gt_path'] == osp.join(tree, 'GT', f'{name}.png')
         assert sample['lq'].shape == sample['gt'].shape == (3, 40, 48) and sample['lq'].dtype == torch.float32
-        assert torch.equal(sample['lq'], _rgb(sample['lq_path'])) and torch.equal(sample['gt'], _rgb(sample['gt_path']))
+        assert torch.equal(sample['lq'], read_rgb(sample['lq_path']))
+        assert torch.equal(sample['gt'], read_rgb(sample['gt_path']))
         assert not torch.equal(sample['lq'], sample['gt'])  # the blurry image is not its sharp partner
 
 
@@ -65,15 +60,7 @@ def test_train_split_crop(tree):
     dataset = HIDEDataset(_opt(tree, phase='train', gt_size=16))  # split from phase
     assert [s['key'] for s in dataset.samples] == sorted(HIDE_NAMES['train'])
     assert dataset.samples[0]['lq_path'] == osp.join(tree, 'train', f"{sorted(HIDE_NAMES['train'])[0]}.png")
-    full_lq, full_gt = _rgb(dataset.samples[0]['lq_path']), _rgb(dataset.samples[0]['gt_path'])
-    for seed in range(4):
-        random.seed(seed)
-        sample = dataset[0]
-        assert sample['lq'].shape == sample['gt'].shape == (3, 16, 16)
-        # the same window of the blurry and the sharp image
-        hits = [(y, x) for y in range(40 - 15) for x in range(48 - 15)
-                if torch.equal(full_gt[:, y:y + 16, x:x + 16], sample['gt'])]
-        assert hits and any(torch.equal(full_lq[:, y:y + 16, x:x + 16], sample['lq']) for y, x in hits)
+    assert_paired_crops(dataset, 0, 16)
     augmented = HIDEDataset(_opt(tree, phase='train', gt_size=16, use_hflip=True, use_rot=True))
     assert augmented[1]['lq'].shape == (3, 16, 16)
     with pytest.raises(ValueError, match="'gt_size'"):

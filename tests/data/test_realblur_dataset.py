@@ -1,18 +1,16 @@
 """RealBlurDataset: the RealBlur layout and list files, J/R variants, the training crop and its validation errors."""
 import os
-import random
 import re
 import shutil
 from os import path as osp
 
 import cv2
-import numpy as np
 import pytest
 import torch
 
 import deblurzoo  # noqa: F401  (registers RealBlurDataset)
 from basicsr.data import build_dataset
-from data_factory import REALBLUR_FOLDERS, make_realblur_tree
+from data_factory import assert_paired_crops, read_rgb, REALBLUR_FOLDERS, make_realblur_tree
 from deblurzoo.data.realblur_dataset import RealBlurDataset
 
 J, R = REALBLUR_FOLDERS['J'], REALBLUR_FOLDERS['R']
@@ -24,10 +22,6 @@ def _opt(root, **kw):
            'io_backend': {'type': 'disk'}}
     opt.update(kw)
     return opt
-
-
-def _rgb(path):
-    return torch.from_numpy(cv2.imread(path)[..., ::-1].astype(np.float32) / 255).permute(2, 0, 1)
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +50,8 @@ def test_test_split_loads_listed_pairs(tree, variant, folder):
         assert sample['lq_path'] == osp.join(tree, folder, scene, 'blur', f'blur_{n}.png')
         assert sample['gt_path'] == osp.join(tree, folder, scene, 'gt', f'gt_{n}.png')
         assert sample['lq'].shape == sample['gt'].shape == (3, 40, 48) and sample['lq'].dtype == torch.float32
-        assert torch.equal(sample['lq'], _rgb(sample['lq_path'])) and torch.equal(sample['gt'], _rgb(sample['gt_path']))
+        assert torch.equal(sample['lq'], read_rgb(sample['lq_path']))
+        assert torch.equal(sample['gt'], read_rgb(sample['gt_path']))
         assert not torch.equal(sample['lq'], sample['gt'])
 
 
@@ -69,14 +64,7 @@ def test_variants_differ(tree):
 def test_train_split_crop(tree):
     dataset = RealBlurDataset(_opt(tree, phase='train', gt_size=16, variant='R'))  # split from phase
     assert [s['key'] for s in dataset.samples] == ['scene003/blur_1', 'scene003/blur_2']
-    full_lq, full_gt = _rgb(dataset.samples[1]['lq_path']), _rgb(dataset.samples[1]['gt_path'])
-    for seed in range(4):
-        random.seed(seed)
-        sample = dataset[1]
-        assert sample['lq'].shape == sample['gt'].shape == (3, 16, 16)
-        hits = [(y, x) for y in range(40 - 15) for x in range(48 - 15)
-                if torch.equal(full_gt[:, y:y + 16, x:x + 16], sample['gt'])]
-        assert hits and any(torch.equal(full_lq[:, y:y + 16, x:x + 16], sample['lq']) for y, x in hits)
+    assert_paired_crops(dataset, 1, 16)
     augmented = RealBlurDataset(_opt(tree, phase='train', gt_size=16, use_hflip=True, use_rot=True))
     assert augmented[0]['gt'].shape == (3, 16, 16)
     with pytest.raises(ValueError, match="'gt_size'"):
