@@ -60,6 +60,9 @@ TINY = {
     'SVDN': dict(num_feat=8, num_conv=1),
     'SAPHNet': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
     'DMPHN': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
+    'SARN': dict(num_feat=4, num_blocks=1),
+    'SARNMulti': dict(num_feat=4, num_blocks=1),
+    'SARNRecurrent': dict(num_feat=4, num_blocks=1, lstm_feat=4),
 }
 
 
@@ -67,10 +70,14 @@ def _image(b, h, w):
     return torch.rand(b, 3, h, w)
 
 
+def _clip(t):
+    return lambda b, h, w: torch.rand(b, t, 3, h, w)
+
+
 # input override per arch: callable(b, h, w) -> tensor; default (b, 3, h, w) images. Video archs: (b, t, 3, h, w)
-INPUTS = {}
+INPUTS = {'SARNMulti': _clip(5), 'SARNRecurrent': _clip(3)}
 # expected output shape per arch: callable(input) -> torch.Size; default: the input's shape
-OUTPUT_SHAPES = {}
+OUTPUT_SHAPES = {'SARNMulti': lambda x: (x.shape[0], *x.shape[2:])}
 EVAL_SIZES = [(37, 53), (16, 16)]  # odd sizes: archs pad to the multiple they need and crop back
 
 

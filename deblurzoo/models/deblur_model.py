@@ -1,10 +1,14 @@
 """The image deblurring model every deblurzoo image arch trains with: BasicSR's SRModel plus what deblurring needs.
 
+:class:`DeblurTraining` holds what image and video models share (optimisers, schedulers, losses, the training step,
+test-time inference); :class:`DeblurModel` is it on ``SRModel``, ``VideoDeblurModel`` on ``VideoRecurrentModel``.
+
 Differences from ``SRModel`` (and only these):
 - nets may return ``(output, *aux)`` in training mode (multi-stage outputs, deformable offsets, ...); the first item is
   the image, subclasses turn ``aux`` into extra losses in :meth:`DeblurModel.compute_losses`;
 - a ``flow`` tensor in the batch is kept (``self.flow``) for flow-supervised losses;
-- losses may return a tensor or BasicSR's ``(perceptual, style)`` tuple;
+- losses may return a tensor or BasicSR's ``(perceptual, style)`` tuple; clips (b, t, c, h, w) are scored as b * t
+  images;
 - options are never mutated (``SRModel`` pops ``type`` out of ``optim_g`` and ``scheduler``);
 - schedulers: BasicSR's plus ``PolyLR``;
 - test-time inference goes through the bare network (not its DDP wrapper) in :meth:`DeblurModel.inference`, the one
@@ -54,14 +58,13 @@ def _with_type(opt, key, table):
     return table[kind], opt
 
 
-@MODEL_REGISTRY.register()
-class DeblurModel(SRModel):
-    """Image deblurring model (see the module docstring). YAML: as BasicSR's SRModel."""
+def as_images(x):
+    """A (b, t, c, h, w) clip as b * t images (b * t, c, h, w); images unchanged."""
+    return x.flatten(0, 1) if x.dim() == 5 else x
 
-    def feed_data(self, data):
-        super().feed_data(data)
-        if 'flow' in data:
-            self.flow = data['flow'].to(self.device)
+
+class DeblurTraining:
+    """What deblurzoo's image and video models share, mixed in before a BasicSR model class (see the module doc)."""
 
     def setup_optimizers(self):
         params = [p for p in self.net_g.parameters() if p.requires_grad]
@@ -83,7 +86,7 @@ class DeblurModel(SRModel):
         if self.cri_pix:
             losses['l_pix'] = self.cri_pix(self.output, self.gt)
         if self.cri_perceptual:
-            percep = self.cri_perceptual(self.output, self.gt)
+            percep = self.cri_perceptual(as_images(self.output), as_images(self.gt))
             if isinstance(percep, tuple):  # BasicSR's PerceptualLoss: (perceptual, style), either may be None
                 for name, value in zip(('l_percep', 'l_style'), percep):
                     if value is not None:
@@ -107,7 +110,7 @@ class DeblurModel(SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def inference(self, net, lq):
-        """Run ``net`` (bare, in eval mode) on ``lq`` (b, c, h, w) and return the restored batch."""
+        """Run ``net`` (bare, in eval mode) on ``lq`` and return the restored batch."""
         return split_output(net(lq))[0]
 
     def test(self):
@@ -117,6 +120,16 @@ class DeblurModel(SRModel):
         with torch.no_grad():
             self.output = self.inference(net, self.lq)
         net.train(was_training)
+
+
+@MODEL_REGISTRY.register()
+class DeblurModel(DeblurTraining, SRModel):
+    """Image deblurring model (see the module docstring). YAML: as BasicSR's SRModel."""
+
+    def feed_data(self, data):
+        super().feed_data(data)
+        if 'flow' in data:
+            self.flow = data['flow'].to(self.device)
 
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
         self.nondist_validation(dataloader, current_iter, tb_logger, save_img)

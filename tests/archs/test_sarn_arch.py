@@ -1,0 +1,183 @@
+"""SARN, SARNMulti and SARNRecurrent (paper 000): Table 2/3 model sizes, ablation switches, the identity start, and
+SARNRecurrent's streaming (same frames as the whole-clip forward, constant memory, real recurrence)."""
+import gc
+import math
+import weakref
+
+import pytest
+import torch
+
+import deblurzoo  # noqa: F401  (registers the archs)
+from basicsr.archs import build_network
+from deblurzoo.archs.arch_util import count_parameters
+from deblurzoo.archs.sarn_arch import SARNRecurrent, SelfAttention
+
+TINY = dict(num_feat=4, num_blocks=1)
+
+
+def megabytes(net):
+    """float32 model size in MB (1e6 bytes), as the paper's tables quote it."""
+    return 4 * count_parameters(net) / 1e6
+
+
+# Table 3 (GoPro, single image): DRMs, SA -> size in MB; Table 2 (DVD): Ours-Multi 11.2, Ours-Recurrent 12.4
+TABLE3 = [(0, True, 10.7), (3, False, 10.9), (6, False, 11.2), (6, True, 11.2)]
+
+
+@pytest.mark.parametrize('num_drm,with_sa,paper_mb', TABLE3, ids=lambda v: str(v))
+def test_sarn_ablation_sizes_match_table3(num_drm, with_sa, paper_mb):
+    net = build_network(dict(type='SARN', num_drm=num_drm, with_sa=with_sa))
+    assert math.isclose(megabytes(net), paper_mb, rel_tol=0.10), f'{megabytes(net):.2f} MB vs {paper_mb} MB'
+
+
+def test_sarn_ablation_sizes_are_ordered_like_table3():
+    sizes = [megabytes(build_network(dict(type='SARN', num_drm=d, with_sa=sa))) for d, sa, _ in TABLE3]
+    assert sizes == sorted(sizes)
+    drm = sizes[2] - sizes[1]  # three more DRMs: three offset convs of 2*3*3 outputs at 128 channels
+    assert math.isclose(drm, 3 * 4 * (9 * 128 * 18 + 18) / 1e6, rel_tol=1e-9)
+    assert sizes[3] - sizes[2] < 0.05  # "SA is tiny": both round to the same size in the paper
+
+
+@pytest.mark.parametrize('arch,paper_mb', [('SARNMulti', 11.2), ('SARNRecurrent', 12.4)])
+def test_video_sizes_match_table2(arch, paper_mb):
+    net = build_network(dict(type=arch))
+    assert math.isclose(megabytes(net), paper_mb, rel_tol=0.10), f'{arch}: {megabytes(net):.2f} MB vs {paper_mb}'
+
+
+@pytest.mark.parametrize('num_drm', [0, 3, 6])
+@pytest.mark.parametrize('with_sa', [False, True])
+def test_switches_build_what_they_say(num_drm, with_sa):
+    net = build_network(dict(type='SARN', num_drm=num_drm, with_sa=with_sa, **TINY))
+    kinds = [type(m).__name__ for m in net.modules()]
+    assert kinds.count('DeformableResidualModule') == num_drm
+    assert kinds.count('SelfAttention') == int(with_sa)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match='num_drm'):
+        build_network(dict(type='SARN', num_drm=7))
+    with pytest.raises(ValueError, match='num_frame must be odd'):
+        build_network(dict(type='SARNMulti', num_frame=4))
+    with pytest.raises(ValueError, match=r'\(batch, 5, 3, height, width\)'):
+        build_network(dict(type='SARNMulti', **TINY))(torch.rand(1, 3, 3, 8, 8))
+    with pytest.raises(ValueError, match=r'\(batch, 3, height, width\)'):
+        build_network(dict(type='SARN', **TINY))(torch.rand(1, 5, 3, 8, 8))
+
+
+def test_untrained_nets_return_their_input():
+    """The residual, attention and ConvLSTM output start at zero: training starts from the blurry input."""
+    x = torch.rand(2, 5, 3, 19, 22)
+    with torch.no_grad():
+        assert torch.equal(build_network(dict(type='SARN', **TINY)).eval()(x[:, 0]), x[:, 0])
+        assert torch.equal(build_network(dict(type='SARNMulti', **TINY)).eval()(x), x[:, 2])
+        assert torch.equal(build_network(dict(type='SARNRecurrent', **TINY, lstm_feat=4)).eval()(x), x)
+
+
+def _randomised(net, seed=0):
+    """``net`` with every parameter perturbed (no zero-initialised shortcut left), in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    return net.eval()
+
+
+def test_self_attention_is_softmax_attention():
+    sa = _randomised(SelfAttention(16, reduction=4))
+    x = torch.rand(2, 16, 5, 7)
+    q, k, v = sa.qkv(x).flatten(2).chunk(3, dim=1)  # (b, 4, hw)
+    attn = torch.softmax(q.transpose(1, 2) @ k / 2, dim=-1)  # sqrt(4) = 2
+    expected = x + sa.proj((v @ attn.transpose(1, 2)).reshape(2, 4, 5, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(sa(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_deformable_backends_agree():
+    torch.manual_seed(0)
+    net = _randomised(build_network(dict(type='SARN', **TINY, dcn_backend='pytorch')))
+    ref = _randomised(build_network(dict(type='SARN', **TINY, dcn_backend='torchvision')))
+    ref.load_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref(x), rtol=1e-4, atol=1e-5)
+
+
+def _recurrent(seed=0):
+    torch.manual_seed(seed)
+    return _randomised(build_network(dict(type='SARNRecurrent', **TINY, lstm_feat=4)))
+
+
+@pytest.mark.parametrize('t', [1, 2, 3, 6])
+def test_streaming_equals_whole_clip_forward(t):
+    net = _recurrent()
+    clip = torch.rand(2, t, 3, 13, 18)
+    with torch.no_grad():
+        whole = net(clip)
+        streamed = list(net.stream(iter(clip.unbind(1))))
+        manual, state = [], None  # step() by hand, replicating the last frame as missing next frames
+        for i in range(t):
+            window = clip[:, [min(i + j, t - 1) for j in range(net.num_next + 1)]]
+            out, state = net.step(window, state)
+            manual.append(out)
+    assert len(streamed) == t
+    torch.testing.assert_close(torch.stack(streamed, 1), whole, rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.stack(manual, 1), whole, rtol=0, atol=1e-6)
+
+
+def test_streaming_memory_does_not_grow_with_length():
+    """Streaming holds num_next + 1 input frames and a fixed-size state: every older frame is freed, and what the state
+    holds is the same after 3 and after 16 frames."""
+    net = _recurrent()
+    alive, read = [], []
+    state_bytes = {}
+
+    def frames(n):
+        for i in range(n):
+            frame = torch.rand(1, 3, 16, 20)
+            alive.append(weakref.ref(frame))
+            read.append(i)
+            yield frame
+
+    step = net.step
+
+    def recording_step(window, state):
+        out, new_state = step(window, state)
+        state_bytes[len(read)] = sum(t.numel() * t.element_size() for t in new_state.tensors())
+        return out, new_state
+
+    net.step = recording_step
+    with torch.no_grad():
+        for k, out in enumerate(net.stream(frames(16))):
+            gc.collect()
+            held = [i for i, ref in enumerate(alive) if ref() is not None]
+            assert held and min(held) >= k, f'output {k}: input frames {held} still held'
+            assert len(held) <= net.num_next + 1, f'output {k}: {len(held)} input frames held'
+            assert len(read) <= min(k + net.num_next + 1, 16), f'output {k} needed {len(read)} frames read'
+            assert out.grad_fn is None
+            del out
+    assert len(set(state_bytes.values())) == 1, f'state size changes with length: {state_bytes}'
+
+
+def test_recurrence_reaches_back_and_looks_two_frames_ahead():
+    net = _recurrent()
+    clip = torch.rand(1, 7, 3, 12, 12)
+    with torch.no_grad():
+        base = net(clip)
+        changed_first = clip.clone()
+        changed_first[:, 0] = torch.rand(1, 3, 12, 12)
+        past = net(changed_first)
+        changed_ahead = clip.clone()
+        changed_ahead[:, 5] = torch.rand(1, 3, 12, 12)
+        ahead = net(changed_ahead)
+    assert (past[:, 6] - base[:, 6]).abs().max() > 1e-6  # frame 0 still matters at frame 6 (state, past outputs)
+    assert torch.equal(ahead[:, :3], base[:, :3])  # frames 0-2 see at most frame 4
+    assert (ahead[:, 3] - base[:, 3]).abs().max() > 1e-6  # frame 3 sees frame 5
+
+
+def test_recurrent_state_class_is_what_steps_carry():
+    net = _recurrent()
+    with torch.no_grad():
+        _, state = net.step(torch.rand(1, 3, 3, 10, 14))
+    assert isinstance(net, SARNRecurrent)
+    assert state.hidden.shape == (1, 4, 3, 4)  # 10x14 padded to 12x16, at 1/4 resolution
+    assert [tuple(o.shape) for o in state.outputs] == [(1, 3, 10, 14)] * net.num_prev
