@@ -18,6 +18,7 @@ setup(
     long_description=open(osp.join(osp.dirname(osp.abspath(__file__)), 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=('deblurzoo', 'deblurzoo.*')),
+    package_data={'deblurzoo': ['data/meta_info/*.txt']},  # dataset splits (meta_info_DVD_test.txt)
     python_requires='>=3.9',
     # torch and torchvision are installed first by scripts/setup_env.sh (pinned builds); basicsr's own setup imports
     # torch, so it cannot be resolved from here in an isolated build.

@@ -1,6 +1,6 @@
-"""Pack a GoPro-layout folder into LMDBs (BasicSR's ``make_lmdb_from_imgs``) for ``GoProDataset``'s lmdb backend.
+"""Pack a GoPro- or DVD-layout folder into LMDBs (BasicSR's ``make_lmdb_from_imgs``) for the datasets' lmdb backend.
 
-Usage::
+GoPro (``GoProDataset``), the default layout. Usage::
 
     python scripts/make_lmdb.py --root datasets/GOPRO_Large --split train [test] [--blur-folder blur]
                                 [--out datasets/GOPRO_Large/lmdb] [--name GOPRO] [--no-flow] [--force]
@@ -10,7 +10,8 @@ sequences have a ``flow`` folder (scripts/compute_flows.py) -- ``<name>_<split>_
 ``<seq>/<frame>`` (e.g. ``GOPR0372_07_00/000047``) with the keys listed in each lmdb's ``meta_info.txt``. The folder
 is validated first by the dataset's own scan (``deblurzoo.data.gopro_dataset.scan_gopro``). ``--name`` defaults to
 the root folder's name without a trailing ``_Large`` (GOPRO_Large -> GOPRO, demo -> demo). Existing lmdbs are never
-replaced unless ``--force`` is given. Importable without side effects (``pack_split``, ``main``).
+replaced unless ``--force`` is given. Importable without side effects (``pack_split``, ``pack_video_partition``,
+``main``).
 
 Options for the dataset::
 
@@ -18,6 +19,26 @@ Options for the dataset::
     dataroot_lq: datasets/GOPRO_Large/lmdb/GOPRO_train_blur.lmdb
     dataroot_gt: datasets/GOPRO_Large/lmdb/GOPRO_train_sharp.lmdb
     dataroot_flow: datasets/GOPRO_Large/lmdb/GOPRO_train_flow.lmdb   # with use_flow: true
+
+DVD (``DVDDataset``, ``DVDTestDataset``): ``--layout dvd``. Usage::
+
+    python scripts/make_lmdb.py --layout dvd --root datasets/DeepVideoDeblurring_Dataset/quantitative_datasets
+                                --partition train [test] [all] [--meta-info-file <test sequences>]
+                                [--lq-folder input] [--gt-folder GT] [--out ...] [--name DVD] [--force]
+
+writes, per partition (``deblurzoo.data.dvd_dataset.select_sequences``: 'test' is the sequences of
+``--meta-info-file``, by default DVD's 10 test sequences; 'train' every other one; 'all' all),
+``<out>/<name>_<partition>_<lq-folder>.lmdb`` and ``<name>_<partition>_<gt-folder>.lmdb`` (``DVD_train_input.lmdb``,
+``DVD_train_GT.lmdb``), keyed ``<seq>/<frame>`` (``IMG_0001/00042``), after validating the sequences with
+``deblurzoo.data.dvd_dataset.scan_video_sequences``. Frames are stored as PNGs (BasicSR's), so an lmdb of JPEG frames
+decodes to the same pixels as the JPEGs. ``--out`` defaults to ``lmdb`` beside the root (not inside it: every folder
+in the root is a sequence); ``--name`` to 'DVD' for a ``quantitative_datasets`` root, else as for GoPro. Any folder of
+``<seq>/{<lq-folder>,<gt-folder>}/<frame>.<png|jpg>`` sequences works (e.g. ``--root datasets/GOPRO_Large/train
+--lq-folder blur --gt-folder sharp --partition all``). Options for the datasets::
+
+    io_backend: {type: lmdb}
+    dataroot_lq: datasets/DeepVideoDeblurring_Dataset/lmdb/DVD_train_input.lmdb
+    dataroot_gt: datasets/DeepVideoDeblurring_Dataset/lmdb/DVD_train_GT.lmdb
 """
 import argparse
 import os
@@ -115,20 +136,121 @@ def pack_split(root,
     return made
 
 
+def default_video_name(root):
+    """Name prefix for ``--layout dvd``: 'DVD' for a ``quantitative_datasets`` root, else :func:`default_name`."""
+    name = osp.basename(osp.normpath(osp.abspath(root)))
+    return 'DVD' if name == 'quantitative_datasets' else default_name(root)
+
+
+def pack_video_partition(root,
+                         partition,
+                         out_dir,
+                         name=None,
+                         lq_folder='input',
+                         gt_folder='GT',
+                         meta_info_file=None,
+                         force=False,
+                         compress_level=1,
+                         check_only=False):
+    """Pack one partition of a folder of video sequences (DVD layout) into two LMDBs.
+
+    Args:
+        root (str): The folder of ``<seq>/{<lq_folder>,<gt_folder>}/<frame>`` sequences (DVD's
+            ``quantitative_datasets``).
+        partition (str): 'train', 'test' or 'all' (``deblurzoo.data.dvd_dataset.select_sequences``).
+        out_dir (str): Folder for the .lmdb folders (created if needed).
+        name (str | None): File name prefix; None: :func:`default_video_name` of ``root``. Default: None.
+        lq_folder (str): Blurry frames' folder in each sequence. Default: 'input'.
+        gt_folder (str): Sharp frames' folder in each sequence. Default: 'GT'.
+        meta_info_file (str | None): The test sequences; None: DVD's. Default: None.
+        force (bool): Replace existing lmdbs. Default: False.
+        compress_level (int): PNG compression level of the stored images. Default: 1 (BasicSR's).
+        check_only (bool): Only validate the folder and the targets; write nothing. Default: False.
+
+    Returns:
+        dict: {'lq': path, 'gt': path} of the lmdbs written (or to be written).
+    """
+    # imported here (--help stays fast); deblurzoo first: it patches BasicSR 1.4.2 so that basicsr imports
+    from deblurzoo.data.dvd_dataset import scan_partition
+    from deblurzoo.data.gopro_dataset import png_size
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+    name = default_video_name(root) if name is None else name
+    frames = scan_partition(root, partition, meta_info_file, lq_folder, gt_folder)  # {seq: [file names]}
+    folders = {'lq': lq_folder, 'gt': gt_folder}
+    made = {role: osp.join(out_dir, f'{name}_{partition}_{folder}.lmdb') for role, folder in folders.items()}
+    for path in made.values():  # all checked before anything is written or removed
+        _check_target(path, force)
+    if check_only:
+        return made
+
+    os.makedirs(out_dir, exist_ok=True)
+    keys = [f'{seq}/{osp.splitext(frame)[0]}' for seq, names in frames.items() for frame in names]
+    for role, folder in folders.items():
+        if osp.exists(made[role]):
+            shutil.rmtree(made[role])
+        rel_paths = [osp.join(seq, folder, frame) for seq, names in frames.items() for frame in names]
+        # lmdb reserves (virtually) map_size bytes: the raw size of the frames (those of a sequence share a size)
+        # bounds their PNGs; JPEG files are far smaller than that
+        raw = 0
+        for seq, names in frames.items():
+            h, w = png_size(osp.join(root, seq, folder, names[0]))
+            raw += len(names) * h * w * 3
+        map_size = raw + raw // 4 + (64 << 20)
+        make_lmdb_from_imgs(root, made[role], rel_paths, keys, compress_level=compress_level, map_size=map_size)
+    return made
+
+
+def _main_video(args, parser):
+    """``--layout dvd``: returns {partition: {'lq': path, 'gt': path}}."""
+    if args.split is not None:
+        parser.error('--split is for --layout gopro; --layout dvd takes --partition')
+    out = osp.join(osp.dirname(osp.normpath(osp.abspath(args.root))), 'lmdb') if args.out is None else args.out
+    kwargs = dict(
+        name=args.name,
+        lq_folder=args.lq_folder,
+        gt_folder=args.gt_folder,
+        meta_info_file=args.meta_info_file,
+        force=args.force,
+        compress_level=args.compress_level)
+    partitions = args.partition or ['train', 'test']
+    for partition in partitions:  # every partition validated (folders, existing lmdbs) before anything is written
+        pack_video_partition(args.root, partition, out, check_only=True, **kwargs)
+    return {partition: pack_video_partition(args.root, partition, out, **kwargs) for partition in partitions}
+
+
 def main(argv=None):
-    """Command line entry; returns the {split: {kind: lmdb path}} written."""
+    """Command line entry; returns the {split: {kind: lmdb path}} (dvd: {partition: {'lq', 'gt': path}}) written."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--root', required=True, help='GoPro-layout root, e.g. datasets/GOPRO_Large')
-    parser.add_argument('--split', nargs='+', default=['train', 'test'], help='split folder(s) (default: train test)')
-    parser.add_argument('--out', default=None, help='output folder (default: <root>/lmdb)')
-    parser.add_argument('--name', default=None, help='lmdb name prefix (default: the root folder name, minus _Large)')
-    parser.add_argument('--blur-folder', default='blur', help="'blur' or 'blur_gamma' (default: blur)")
-    parser.add_argument('--sharp-folder', default='sharp')
-    parser.add_argument('--flow-folder', default='flow')
-    parser.add_argument('--no-flow', action='store_true', help='do not pack flows even if present')
+    parser.add_argument('--layout', choices=('gopro', 'dvd'), default='gopro',
+                        help='gopro: <root>/<split>/<seq>/{blur,sharp,flow}; dvd: <root>/<seq>/{input,GT} '
+                        '(default: gopro)')
+    parser.add_argument('--root', required=True,
+                        help='GoPro-layout root, e.g. datasets/GOPRO_Large (dvd: the folder of sequences, e.g. '
+                        'datasets/DeepVideoDeblurring_Dataset/quantitative_datasets)')
+    parser.add_argument('--split', nargs='+', default=None, help='gopro: split folder(s) (default: train test)')
+    parser.add_argument('--partition', nargs='+', choices=('train', 'test', 'all'), default=None,
+                        help='dvd: partition(s) (default: train test)')
+    parser.add_argument('--meta-info-file', default=None,
+                        help="dvd: the test sequences, one a line (default: DVD's, meta_info_DVD_test.txt)")
+    parser.add_argument('--lq-folder', default='input', help='dvd: blurry frames\' folder (default: input)')
+    parser.add_argument('--gt-folder', default='GT', help='dvd: sharp frames\' folder (default: GT)')
+    parser.add_argument('--out', default=None,
+                        help='output folder (default: <root>/lmdb; dvd: lmdb beside the root)')
+    parser.add_argument('--name', default=None,
+                        help='lmdb name prefix (default: the root folder name, minus _Large; dvd: DVD)')
+    parser.add_argument('--blur-folder', default='blur', help="gopro: 'blur' or 'blur_gamma' (default: blur)")
+    parser.add_argument('--sharp-folder', default='sharp', help='gopro')
+    parser.add_argument('--flow-folder', default='flow', help='gopro')
+    parser.add_argument('--no-flow', action='store_true', help='gopro: do not pack flows even if present')
     parser.add_argument('--compress-level', type=int, default=1)
     parser.add_argument('--force', action='store_true', help='replace existing lmdbs')
     args = parser.parse_args(argv)
+    if args.layout == 'dvd':
+        return _main_video(args, parser)
+    if args.partition is not None or args.meta_info_file is not None:
+        parser.error('--partition and --meta-info-file are for --layout dvd')
+    args.split = args.split or ['train', 'test']
     out = osp.join(args.root, 'lmdb') if args.out is None else args.out
     kwargs = dict(
         name=args.name,

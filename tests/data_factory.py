@@ -35,6 +35,32 @@ def _canvas(rng, h, w):
     return np.clip(img, 0, 255)
 
 
+def _panning_sequence(rng, frames, size):
+    """A camera panning at constant velocity over a ``_canvas``: ``frames`` (blurry, sharp) uint8 BGR pairs (the
+    blurry frame the average of ``SUBFRAMES`` sub-frames, the sharp one the middle sub-frame) and the (h, w, 4) flow
+    between consecutive frames (the same for all)."""
+    h, w = size
+    travel = frames * SUBFRAMES  # sub-frames the camera moves over
+    vx, vy = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1)][rng.integers(0, 6)]  # px per sub-frame
+    canvas = _canvas(rng, h + travel, w + travel)  # (h + travel, w + travel, 3)
+
+    def subframe(t):
+        """(h, w, 3) view of the canvas at sub-frame t in [0, travel)."""
+        oy, ox = t * vy + (travel - 1) * (vy < 0), t * vx + (travel - 1) * (vx < 0)
+        return canvas[oy:oy + h, ox:ox + w]
+
+    # the camera moves by (vx, vy) * SUBFRAMES per frame, so content moves the other way:
+    # (u_prev, v_prev, u_next, v_next) = (+s vx, +s vy, -s vx, -s vy) everywhere, s = SUBFRAMES
+    flow = np.broadcast_to(np.float32([vx, vy, -vx, -vy]) * SUBFRAMES, (h, w, 4))
+    pairs = []
+    for i in range(frames):
+        ts = range(i * SUBFRAMES, (i + 1) * SUBFRAMES)
+        blur = np.mean([subframe(t) for t in ts], axis=0)
+        sharp = subframe(ts[SUBFRAMES // 2])
+        pairs.append((np.rint(blur).astype(np.uint8), np.rint(sharp).astype(np.uint8)))
+    return pairs, flow
+
+
 def make_gopro_tree(root,
                     split='train',
                     seqs=('GOPR0001_00_00', 'GOPR0002_00_00'),
@@ -58,29 +84,14 @@ def make_gopro_tree(root,
         str: ``root``.
     """
     rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
-    h, w = size
-    travel = frames * SUBFRAMES  # sub-frames the camera moves over
     for seq in seqs:
         start = int(rng.integers(1, 200))
-        vx, vy = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1)][rng.integers(0, 6)]  # px per sub-frame
-        canvas = _canvas(rng, h + travel, w + travel)  # (h + travel, w + travel, 3)
-
-        def subframe(t):
-            """(h, w, 3) view of the canvas at sub-frame t in [0, travel)."""
-            oy, ox = t * vy + (travel - 1) * (vy < 0), t * vx + (travel - 1) * (vx < 0)
-            return canvas[oy:oy + h, ox:ox + w]
-
-        # the camera moves by (vx, vy) * SUBFRAMES per frame, so content moves the other way:
-        # (u_prev, v_prev, u_next, v_next) = (+s vx, +s vy, -s vx, -s vy) everywhere, s = SUBFRAMES
-        flow = np.broadcast_to(np.float32([vx, vy, -vx, -vy]) * SUBFRAMES, (h, w, 4))
-        for i in range(frames):
+        pairs, flow = _panning_sequence(rng, frames, size)
+        for i, (blur, sharp) in enumerate(pairs):
             name = f'{start + i:06d}.png'
-            ts = range(i * SUBFRAMES, (i + 1) * SUBFRAMES)
-            blur = np.mean([subframe(t) for t in ts], axis=0)
-            sharp = subframe(ts[SUBFRAMES // 2])
             for folder, img in (('blur', blur), ('sharp', sharp)):
                 os.makedirs(osp.join(root, split, seq, folder), exist_ok=True)
-                cv2.imwrite(osp.join(root, split, seq, folder, name), np.rint(img).astype(np.uint8))
+                cv2.imwrite(osp.join(root, split, seq, folder, name), img)
             if with_flow:
                 write_flow(osp.join(root, split, seq, 'flow', name), flow)
     return root
@@ -100,6 +111,50 @@ def make_gopro_lmdb(root, split, out_dir, name='gopro', force=False):
     load_script('make_lmdb').main(argv)
     made = {kind: osp.join(out_dir, f'{name}_{split}_{kind}.lmdb') for kind in ('blur', 'sharp', 'flow')}
     return {kind: path for kind, path in made.items() if osp.isdir(path)}
+
+
+# ---------------------------------------------------------------- DVD (video sequences)
+
+# DVD's test split (deblurzoo/data/meta_info/meta_info_DVD_test.txt, typed again here) and two of its training sequences
+DVD_TEST_SEQS = ('720p_240fps_2', 'IMG_0003', 'IMG_0021', 'IMG_0030', 'IMG_0031', 'IMG_0032', 'IMG_0033', 'IMG_0037',
+                 'IMG_0039', 'IMG_0049')
+DVD_TRAIN_SEQS = ('GOPR9633', 'IMG_0001')
+
+
+def make_dvd_tree(root, seqs=DVD_TRAIN_SEQS + DVD_TEST_SEQS, frames=4, size=(40, 48), seed=0, ext='.jpg'):
+    """Write a tiny DeepVideoDeblurring_Dataset with the release's layout and return its ``quantitative_datasets``.
+
+    ``<root>/DeepVideoDeblurring_Dataset/quantitative_datasets/<seq>/{input,GT}/%05d<ext>`` (from 00000), each
+    sequence a camera panning over a texture as in ``make_gopro_tree`` (input: the average of sub-frames, GT: the
+    middle one).
+
+    Args:
+        root (str): Folder to write into (created if needed).
+        seqs (tuple[str]): Sequence names. Default: the 2 ``DVD_TRAIN_SEQS`` and the 10 ``DVD_TEST_SEQS``.
+        frames (int | dict): Frames per sequence, or {seq: frames}. Default: 4.
+        size (tuple[int]): (h, w) of the frames. Default: (40, 48).
+        seed (int): Seed of the content. Default: 0.
+        ext (str): '.jpg' (DVD's) or '.png' (lossless). Default: '.jpg'.
+
+    Returns:
+        str: The ``quantitative_datasets`` folder.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(b'dvd')])
+    data_root = osp.join(root, 'DeepVideoDeblurring_Dataset', 'quantitative_datasets')
+    for seq in seqs:
+        pairs, _ = _panning_sequence(rng, frames[seq] if isinstance(frames, dict) else frames, size)
+        for folder in ('input', 'GT'):
+            os.makedirs(osp.join(data_root, seq, folder), exist_ok=True)
+        for i, (blur, sharp) in enumerate(pairs):
+            cv2.imwrite(osp.join(data_root, seq, 'input', f'{i:05d}{ext}'), blur)
+            cv2.imwrite(osp.join(data_root, seq, 'GT', f'{i:05d}{ext}'), sharp)
+    return data_root
+
+
+def make_dvd_lmdb(data_root, out_dir, partition='all', name='DVD', force=False):
+    """Pack ``data_root``'s ``partition`` with ``scripts/make_lmdb.py --layout dvd``; {'lq': path, 'gt': path}."""
+    argv = ['--layout', 'dvd', '--root', data_root, '--partition', partition, '--out', out_dir, '--name', name]
+    return load_script('make_lmdb').main(argv + (['--force'] if force else []))[partition]
 
 
 # ---------------------------------------------------------------- HIDE and RealBlur (paired test sets)

@@ -299,11 +299,32 @@ def _realblur_cases(tmp_path):
     return [(train, (32, 32)), (test_j, GOPRO_SIZE), (test_r, GOPRO_SIZE)]
 
 
+def _dvd_cases(tmp_path):
+    """DVD clips of 3 frames: lq and gt (3, 3, h, w)."""
+    from data_factory import make_dvd_tree
+    root = make_dvd_tree(str(tmp_path / 'DVD'), frames=4, size=GOPRO_SIZE)
+    common = dict(type='DVDDataset', dataroot=root, num_frame=3, num_worker_per_gpu=0, batch_size_per_gpu=2)
+    train = dict(common, name='dvd_train', phase='train', gt_size=32, use_hflip=True, use_rot=True,
+                 use_channel_permute=True, random_reverse=True)
+    return [(train, (32, 32)), (dict(common, name='dvd_val', phase='val'), GOPRO_SIZE)]
+
+
+def _dvd_test_cases(tmp_path):
+    """Whole DVD test sequences: lq and gt (T, 3, H, W)."""
+    from data_factory import make_dvd_tree
+    root = make_dvd_tree(str(tmp_path / 'DVD'), frames=3, size=GOPRO_SIZE)
+    common = dict(type='DVDTestDataset', dataroot=root, num_worker_per_gpu=0, batch_size_per_gpu=1)
+    return [(dict(common, name='dvd_test', phase='test'), GOPRO_SIZE),
+            (dict(common, name='dvd_train_seqs', phase='val', partition='train', max_frames=2), GOPRO_SIZE)]
+
+
 # name -> make_cases(tmp_path) -> [(dataset opt, expected (h, w) of a sample)]; train phases crop to gt_size
 DATASET_CASES = {
     'GoProDataset': _gopro_cases,
     'HIDEDataset': _hide_cases,
     'RealBlurDataset': _realblur_cases,
+    'DVDDataset': _dvd_cases,
+    'DVDTestDataset': _dvd_test_cases,
 }
 
 

@@ -393,6 +393,54 @@ def test_make_lmdb_names_and_refuses_overwrite(tmp_path):
         make_lmdb.main(['--root', root, '--split', 'train', '--out', str(tmp_path / 'o3')])
 
 
+def test_make_lmdb_dvd_layout(tmp_path):
+    from data_factory import DVD_TEST_SEQS, DVD_TRAIN_SEQS, make_dvd_tree
+    make_lmdb = load_script('make_lmdb')
+    root = make_dvd_tree(str(tmp_path), frames=2)  # <tmp>/DeepVideoDeblurring_Dataset/quantitative_datasets
+    made = make_lmdb.main(['--layout', 'dvd', '--root', root])  # partitions train and test, DVD's test split
+    out = osp.join(tmp_path, 'DeepVideoDeblurring_Dataset', 'lmdb')  # beside the root: not a sequence folder
+    assert sorted(os.listdir(out)) == ['DVD_test_GT.lmdb', 'DVD_test_input.lmdb', 'DVD_train_GT.lmdb',
+                                       'DVD_train_input.lmdb']
+    assert made['train'] == {'lq': osp.join(out, 'DVD_train_input.lmdb'), 'gt': osp.join(out, 'DVD_train_GT.lmdb')}
+    meta = osp.join(out, 'DVD_train_input.lmdb', 'meta_info.txt')
+    before = open(meta).read()
+    assert before.splitlines()[0] == 'GOPR9633/00000.png (40,48,3) 1'
+    assert {line.split('/')[0] for line in before.splitlines()} == set(DVD_TRAIN_SEQS)
+    test_keys = open(osp.join(out, 'DVD_test_GT.lmdb', 'meta_info.txt')).read().splitlines()
+    assert {line.split('/')[0] for line in test_keys} == set(DVD_TEST_SEQS) and len(test_keys) == 20
+    # the lmdb reads back as the folder does
+    lmdb = build_dataset({'name': 'lmdb', 'type': 'DVDTestDataset', 'phase': 'val', 'io_backend': {'type': 'lmdb'},
+                          'dataroot_lq': made['test']['lq'], 'dataroot_gt': made['test']['gt']})
+    disk = build_dataset({'name': 'disk', 'type': 'DVDTestDataset', 'phase': 'val', 'dataroot': root})
+    assert lmdb.folders == disk.folders and torch.equal(lmdb[3]['lq'], disk[3]['lq'])
+    # never overwritten without --force; all targets checked before anything is written
+    for path in made['test'].values():
+        shutil.rmtree(path)
+    with pytest.raises(FileExistsError, match=re.escape(made['train']['lq']) + '.*--force'):
+        make_lmdb.main(['--layout', 'dvd', '--root', root, '--partition', 'test', 'train'])
+    assert not osp.exists(made['test']['lq']) and open(meta).read() == before
+    make_lmdb.main(['--layout', 'dvd', '--root', root, '--partition', 'train', '--force'])
+    assert open(meta).read() == before
+    # validated first by the dataset's scan: errors name the sequence and the frame
+    os.remove(osp.join(root, 'IMG_0001', 'GT', '00001.jpg'))
+    with pytest.raises(ValueError, match='sequence IMG_0001: 2 input frames but 1 GT frames.*missing in GT: 00001.jpg'):
+        make_lmdb.main(['--layout', 'dvd', '--root', root, '--out', str(tmp_path / 'o2')])
+    assert not osp.exists(tmp_path / 'o2')
+    # any folder of sequences: a GoPro split with its folder names, partition all, a custom test list
+    gopro = make_gopro_tree(str(tmp_path / 'GOPRO_Large'))
+    (tmp_path / 'test.txt').write_text('GOPR0002_00_00\n')
+    made = make_lmdb.main(['--layout', 'dvd', '--root', osp.join(gopro, 'train'), '--lq-folder', 'blur', '--gt-folder',
+                           'sharp', '--partition', 'all', 'test', '--meta-info-file', str(tmp_path / 'test.txt'),
+                           '--out', str(tmp_path / 'o3'), '--name', 'gopro'])
+    assert made['all']['lq'] == str(tmp_path / 'o3' / 'gopro_all_blur.lmdb')
+    assert len(open(osp.join(made['all']['gt'], 'meta_info.txt')).readlines()) == 6
+    assert {line.split('/')[0] for line in open(osp.join(made['test']['lq'], 'meta_info.txt'))} == {'GOPR0002_00_00'}
+    with pytest.raises(SystemExit):  # --split is GoPro's
+        make_lmdb.main(['--layout', 'dvd', '--root', root, '--split', 'train'])
+    with pytest.raises(SystemExit):  # --partition is DVD's
+        make_lmdb.main(['--root', gopro, '--partition', 'train'])
+
+
 def test_unknown_option_key_is_named_with_a_suggestion(tmp_path):
     root = make_gopro_tree(str(tmp_path / 'GOPRO_Large'), split='test')
     opt = {'name': 'typo', 'type': 'GoProDataset', 'phase': 'test', 'dataroot': root, 'use_flwo': True}
