@@ -30,8 +30,14 @@ def _image(b, h, w):
     return torch.rand(b, 3, h, w)
 
 
+def _clip(t):
+    return lambda b, h, w: torch.rand(b, t, 3, h, w)
+
+
 # input per arch for the smoke forward: callable(b, h, w) -> tensor; default (b, 3, h, w). Video archs: a clip
-INPUTS = {}
+INPUTS = {'SARNMulti': _clip(5), 'SARNRecurrent': _clip(3)}
+# output shape per arch: callable(input) -> shape; default: the input's (window archs restore the centre frame)
+OUTPUT_SHAPES = {'SARNMulti': lambda x: (x.shape[0], *x.shape[2:])}
 
 
 @functools.lru_cache(maxsize=None)
@@ -145,7 +151,8 @@ def test_network_builds_as_written_and_runs(rel):
     with torch.no_grad():
         out = net(x)
     assert torch.is_tensor(out), f'{rel}: {arch} in eval mode returned {type(out).__name__}'
-    assert out.shape == x.shape, f'{rel}: {arch}: input {tuple(x.shape)} -> output {tuple(out.shape)}'
+    expected = tuple(OUTPUT_SHAPES[arch](x)) if arch in OUTPUT_SHAPES else tuple(x.shape)
+    assert tuple(out.shape) == expected, f'{rel}: {arch}: input {tuple(x.shape)} -> output {tuple(out.shape)}'
     assert torch.isfinite(out).all(), f'{rel}: {arch}: non-finite output'
 
 

@@ -53,4 +53,13 @@ def test_model_cost_prints_both_policies(capsys):
     load_script('model_cost').main(['--arch', 'DMPHN', '--size', '32', '32', '--kwargs',
                                     '{"num_feat": 4, "num_blocks": [1, 1, 1], "sampler_feat": 4}'])
     printed = capsys.readouterr().out
-    assert 'M parameters' in printed and '(uniform sampling)' in printed and 'adaptive / uniform' in printed
+    assert ' parameters (' in printed and 'MB float32)' in printed
+    assert '(uniform sampling)' in printed and 'adaptive / uniform' in printed
+
+
+@pytest.mark.parametrize('arch,frames', [('SARNMulti', 5), ('SARNRecurrent', 3)])
+def test_model_cost_counts_video_archs_per_frame(arch, frames, capsys):
+    kwargs = '{"num_feat": 4, "num_blocks": 1}'
+    load_script('model_cost').main(['--arch', arch, '--size', '16', '16', '--kwargs', kwargs, '--frames', str(frames)])
+    printed = capsys.readouterr().out
+    assert 'G MACs per frame at 16x16' in printed, printed
