@@ -16,7 +16,6 @@ sequences, one sample each, for BasicSR's ``VideoRecurrentModel`` validation.
 """
 import os
 import random
-import re
 from collections import OrderedDict
 from os import path as osp
 
@@ -27,17 +26,12 @@ from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys
-from .gopro_dataset import (IMG_EXTENSIONS, GoProDataset, _frames_in, _listing, _lmdb_keys, png_size, read_keys,
-                            split_key)
+from .gopro_dataset import (GoProDataset, _compare_frames, _listing, _lmdb_keys, _natural_key, png_size, read_keys,
+                            sequence_frames, split_key)
 
 LAYOUT = '<dataroot>/<seq>/{input,GT}/<frame>.jpg (the DeepVideoDeblurring_Dataset/quantitative_datasets layout)'
 DVD_TEST_META_INFO = osp.join(osp.dirname(osp.abspath(__file__)), 'meta_info', 'meta_info_DVD_test.txt')
 PARTITIONS = ('train', 'test', 'all')
-
-
-def _natural_key(name):
-    """Sort key ordering '2.jpg' before '10.jpg' (zero-padded names sort as strings do); ties ('1', '01') by name."""
-    return [int(token) if token.isdigit() else token for token in re.split(r'(\d+)', name)], name
 
 
 def _layout(lq_folder, gt_folder):
@@ -57,22 +51,6 @@ def list_sequences(root, lq_folder='input', gt_folder='GT'):
     if not seqs:
         raise FileNotFoundError(f'no sequence folders in {root}; expected {_layout(lq_folder, gt_folder)}')
     return seqs
-
-
-def _compare_frames(seq, lq_names, gt_names, lq_folder, gt_folder, where):
-    """Raise a ValueError naming ``seq`` and the unpaired frames unless both name sets are equal and non-empty."""
-    lq_names, gt_names = set(lq_names), set(gt_names)
-    if lq_names != gt_names:
-        if len(lq_names) != len(gt_names):
-            head = f'{len(lq_names)} {lq_folder} frames but {len(gt_names)} {gt_folder} frames'
-        else:
-            head = f'{lq_folder} and {gt_folder} frame names differ'
-        missing = [(gt_folder, sorted(lq_names - gt_names, key=_natural_key)),
-                   (lq_folder, sorted(gt_names - lq_names, key=_natural_key))]
-        tail = '; '.join(f'missing in {folder}: {_listing(names)}' for folder, names in missing if names)
-        raise ValueError(f'sequence {seq}: {head} ({where}); {tail}')
-    if not lq_names:
-        raise FileNotFoundError(f'sequence {seq} has no frames ({where})')
 
 
 def scan_video_sequences(root, lq_folder='input', gt_folder='GT', sequences=None):
@@ -105,15 +83,8 @@ def scan_video_sequences(root, lq_folder='input', gt_folder='GT', sequences=None
             raise ValueError(f'no sequences selected in {root}')
     frames = OrderedDict()
     for seq in sequences:
-        listed = {}
-        for folder in (lq_folder, gt_folder):
-            listed[folder] = _frames_in(osp.join(root, seq, folder), IMG_EXTENSIONS)
-            if listed[folder] is None:
-                raise FileNotFoundError(f"sequence {seq} has no '{folder}' folder: {osp.join(root, seq, folder)} not "
-                                        f'found; expected {_layout(lq_folder, gt_folder)}')
-        lq_names, gt_names = listed[lq_folder].values(), listed[gt_folder].values()
-        _compare_frames(seq, lq_names, gt_names, lq_folder, gt_folder, f'in {osp.join(root, seq)}')
-        frames[seq] = sorted(lq_names, key=_natural_key)
+        frames[seq] = sorted(sequence_frames(root, seq, lq_folder, gt_folder, _layout(lq_folder, gt_folder)).values(),
+                             key=_natural_key)
     return frames
 
 

@@ -10,6 +10,7 @@ into LMDBs keyed ``<seq>/<frame>``, which :class:`GoProDataset` reads as well.
 """
 import os
 import random
+import re
 from os import path as osp
 
 import cv2
@@ -50,6 +51,41 @@ def _frames_in(folder, extensions):
         if ext.lower() in extensions and osp.isfile(osp.join(folder, name)):
             frames[stem] = name
     return frames
+
+
+def _natural_key(name):
+    """Sort key ordering '2.jpg' before '10.jpg' (zero-padded names sort as strings do); ties ('1', '01') by name."""
+    return [int(token) if token.isdigit() else token for token in re.split(r'(\d+)', name)], name
+
+
+def _compare_frames(seq, lq_names, gt_names, lq_folder, gt_folder, where):
+    """Raise a ValueError naming ``seq`` and the unpaired frames unless both name sets are equal and non-empty."""
+    lq_names, gt_names = set(lq_names), set(gt_names)
+    if lq_names != gt_names:
+        if len(lq_names) != len(gt_names):
+            head = f'{len(lq_names)} {lq_folder} frames but {len(gt_names)} {gt_folder} frames'
+        else:
+            head = f'{lq_folder} and {gt_folder} frame names differ'
+        missing = [(gt_folder, sorted(lq_names - gt_names, key=_natural_key)),
+                   (lq_folder, sorted(gt_names - lq_names, key=_natural_key))]
+        tail = '; '.join(f'missing in {folder}: {_listing(names)}' for folder, names in missing if names)
+        raise ValueError(f'sequence {seq}: {head} ({where}); {tail}')
+    if not lq_names:
+        raise FileNotFoundError(f'sequence {seq} has no frames ({where})')
+
+
+def sequence_frames(root, seq, lq_folder, gt_folder, hint=''):
+    """{frame stem: file name} of ``<root>/<seq>``'s frames, validated: both folders exist and hold the same, non-empty
+    set of image names; errors name the sequence and the unpaired frames (``hint``: the expected layout)."""
+    listed = {}
+    for folder in (lq_folder, gt_folder):
+        listed[folder] = _frames_in(osp.join(root, seq, folder), IMG_EXTENSIONS)
+        if listed[folder] is None:
+            raise FileNotFoundError(f"sequence {seq} has no '{folder}' folder: {osp.join(root, seq, folder)} not "
+                                    f"found{'; expected ' + hint if hint else ''}")
+    _compare_frames(seq, listed[lq_folder].values(), listed[gt_folder].values(), lq_folder, gt_folder,
+                    f'in {osp.join(root, seq)}')
+    return listed[lq_folder]
 
 
 def split_key(key, source):
@@ -134,21 +170,7 @@ def scan_gopro(root, split, blur_folder='blur', sharp_folder='sharp', flow_folde
 
     frames = {}  # seq -> {frame stem: file name}, identical in blur and sharp
     for seq in seqs:
-        listed = {}
-        for folder in (blur_folder, sharp_folder):
-            listed[folder] = _frames_in(osp.join(split_dir, seq, folder), IMG_EXTENSIONS)
-            if listed[folder] is None:
-                raise FileNotFoundError(f"sequence {seq} has no '{folder}' folder: {osp.join(split_dir, seq, folder)} "
-                                        f'not found')
-        blur_names, sharp_names = set(listed[blur_folder].values()), set(listed[sharp_folder].values())
-        if blur_names != sharp_names:
-            raise ValueError(f'sequence {seq}: {blur_folder} and {sharp_folder} frames differ ({len(blur_names)} vs '
-                             f'{len(sharp_names)} files in {osp.join(split_dir, seq)}); '
-                             f'missing in {sharp_folder}: {_listing(sorted(blur_names - sharp_names)) or "-"}; '
-                             f'missing in {blur_folder}: {_listing(sorted(sharp_names - blur_names)) or "-"}')
-        if not blur_names:
-            raise FileNotFoundError(f'sequence {seq} has no frames in {osp.join(split_dir, seq, blur_folder)}')
-        frames[seq] = listed[blur_folder]
+        frames[seq] = sequence_frames(split_dir, seq, blur_folder, sharp_folder)
 
     if keys is None:
         wanted = [(seq, frame) for seq in seqs for frame in sorted(frames[seq])]
