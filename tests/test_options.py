@@ -17,6 +17,7 @@ from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from deblurzoo.data.data_util import BASICSR_DATASET_KEYS
 from deblurzoo.models.deblur_model import OPTIMIZERS, SCHEDULERS
+from arch_inputs import expected_shape, make_input
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = REPO / 'options'
@@ -24,20 +25,6 @@ FILES = sorted(p.relative_to(REPO).as_posix() for p in OPTIONS.glob('**/*.yml'))
 PREFIXES = ('train_', 'test_')
 # the only override: no ImageNet VGG16 weights exist on test machines
 LOSS_OVERRIDES = {'VGGPerceptualLoss': {'pretrained': False}}
-
-
-def _image(b, h, w):
-    return torch.rand(b, 3, h, w)
-
-
-def _clip(t):
-    return lambda b, h, w: torch.rand(b, t, 3, h, w)
-
-
-# input per arch for the smoke forward: callable(b, h, w) -> tensor; default (b, 3, h, w). Video archs: a clip
-INPUTS = {'SARNMulti': _clip(5), 'SARNRecurrent': _clip(3)}
-# output shape per arch: callable(input) -> shape; default: the input's (window archs restore the centre frame)
-OUTPUT_SHAPES = {'SARNMulti': lambda x: (x.shape[0], *x.shape[2:])}
 
 
 @functools.lru_cache(maxsize=None)
@@ -147,12 +134,12 @@ def test_network_builds_as_written_and_runs(rel):
         pytest.fail(f'{rel}: network_g passes an argument {arch} does not take: {err}')
     net.eval()
     torch.manual_seed(1)
-    x = INPUTS.get(arch, _image)(1, 32, 32)
+    x = make_input(arch, 1, 32, 32)
     with torch.no_grad():
         out = net(x)
     assert torch.is_tensor(out), f'{rel}: {arch} in eval mode returned {type(out).__name__}'
-    expected = tuple(OUTPUT_SHAPES[arch](x)) if arch in OUTPUT_SHAPES else tuple(x.shape)
-    assert tuple(out.shape) == expected, f'{rel}: {arch}: input {tuple(x.shape)} -> output {tuple(out.shape)}'
+    assert tuple(out.shape) == expected_shape(arch, x), (f'{rel}: {arch}: input {tuple(x.shape)} -> output '
+                                                         f'{tuple(out.shape)}')
     assert torch.isfinite(out).all(), f'{rel}: {arch}: non-finite output'
 
 

@@ -2,7 +2,7 @@
 
 Names are discovered from the registries, so a new arch, loss, dataset or model is tested the moment it is
 registered; it only needs an entry in ``TINY`` / ``LOSS_CASES`` / ``DATASET_CASES`` below (a missing entry fails with
-a message saying where to add it).
+a message saying where to add it); video archs' inputs and outputs are listed in ``arch_inputs.py``.
 """
 import math
 
@@ -17,6 +17,7 @@ from basicsr.models.base_model import BaseModel
 from basicsr.models.sr_model import SRModel
 from basicsr.models.video_base_model import VideoBaseModel
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+from arch_inputs import expected_shape, make_input
 from data_factory import make_gopro_tree
 
 REGISTRIES = {'arch': ARCH_REGISTRY, 'loss': LOSS_REGISTRY, 'dataset': DATASET_REGISTRY, 'model': MODEL_REGISTRY}
@@ -66,18 +67,6 @@ TINY = {
 }
 
 
-def _image(b, h, w):
-    return torch.rand(b, 3, h, w)
-
-
-def _clip(t):
-    return lambda b, h, w: torch.rand(b, t, 3, h, w)
-
-
-# input override per arch: callable(b, h, w) -> tensor; default (b, 3, h, w) images. Video archs: (b, t, 3, h, w)
-INPUTS = {'SARNMulti': _clip(5), 'SARNRecurrent': _clip(3)}
-# expected output shape per arch: callable(input) -> torch.Size; default: the input's shape
-OUTPUT_SHAPES = {'SARNMulti': lambda x: (x.shape[0], *x.shape[2:])}
 EVAL_SIZES = [(37, 53), (16, 16)]  # odd sizes: archs pad to the multiple they need and crop back
 
 
@@ -90,11 +79,7 @@ def _tiny(name):
 
 def _input(name, b, h, w):
     torch.manual_seed(1)
-    return INPUTS.get(name, _image)(b, h, w)
-
-
-def _expected_shape(name, x):
-    return tuple(OUTPUT_SHAPES[name](x)) if name in OUTPUT_SHAPES else tuple(x.shape)
+    return make_input(name, b, h, w)
 
 
 def _split(out):
@@ -134,7 +119,7 @@ def test_arch_eval_forward(name, size):
     with torch.no_grad():
         out = net(x)
     assert torch.is_tensor(out), f'{name} in eval mode must return one tensor, got {type(out).__name__}'
-    assert tuple(out.shape) == _expected_shape(name, x), f'{name}: input {tuple(x.shape)} -> output {tuple(out.shape)}'
+    assert tuple(out.shape) == expected_shape(name, x), f'{name}: input {tuple(x.shape)} -> output {tuple(out.shape)}'
     assert torch.isfinite(out).all(), f'{name}: non-finite output'
 
 
@@ -143,7 +128,7 @@ def test_arch_train_backward_reaches_every_parameter(name):
     net = _tiny(name).train()
     x = _input(name, 2, 37, 53)
     image, aux = _split(net(x))
-    assert tuple(image.shape) == _expected_shape(name, x), f'{name} (train): output {tuple(image.shape)}'
+    assert tuple(image.shape) == expected_shape(name, x), f'{name} (train): output {tuple(image.shape)}'
     loss = image.mean()
     for item in _float_tensors(aux):
         loss = loss + item.mean()
