@@ -1,4 +1,4 @@
-"""Pack a GoPro- or DVD-layout folder into LMDBs (BasicSR's ``make_lmdb_from_imgs``) for the datasets' lmdb backend.
+"""Pack a GoPro-, DVD- or REDS-layout folder into LMDBs (BasicSR's ``make_lmdb_from_imgs``) for the lmdb backend.
 
 GoPro (``GoProDataset``), the default layout. Usage::
 
@@ -39,12 +39,38 @@ in the root is a sequence); ``--name`` to 'DVD' for a ``quantitative_datasets`` 
     io_backend: {type: lmdb}
     dataroot_lq: datasets/DeepVideoDeblurring_Dataset/lmdb/DVD_train_input.lmdb
     dataroot_gt: datasets/DeepVideoDeblurring_Dataset/lmdb/DVD_train_GT.lmdb
+
+REDS (``REDSDeblurDataset``, ``REDSDeblurTestDataset``): ``--layout reds``. Usage::
+
+    python scripts/make_lmdb.py --layout reds --root datasets/REDS --split train [val] [--out datasets/REDS/lmdb]
+                                [--name REDS] [--force]
+
+writes, per split, ``<out>/<name>_<split>_blur.lmdb`` and ``<name>_<split>_sharp.lmdb`` (``REDS_train_blur.lmdb``,
+``REDS_train_sharp.lmdb``) from ``<root>/<split>_blur`` (or ``<split>_blur_jpeg``) and ``<root>/<split>_sharp``
+(``deblurzoo.data.reds_dataset.reds_folders``), keyed ``<clip>/<frame>`` (``000/00000042``), after validating the
+clips with ``deblurzoo.data.reds_dataset.scan_reds``. ``--split`` defaults to train and val, ``--out`` to
+``<root>/lmdb``, ``--name`` to the root folder's name. Keep the splits in separate lmdbs: REDS' train and val clips
+share names ('000'...). Options for the datasets::
+
+    io_backend: {type: lmdb}
+    dataroot_lq: datasets/REDS/lmdb/REDS_train_blur.lmdb
+    dataroot_gt: datasets/REDS/lmdb/REDS_train_sharp.lmdb
 """
 import argparse
 import os
 import shutil
 import sys
+from collections import OrderedDict
 from os import path as osp
+
+WRITES = """what it writes (keys listed in each lmdb's meta_info.txt; existing lmdbs are replaced only with --force):
+  gopro: <out>/<name>_<split>_{<blur-folder>,sharp[,flow]}.lmdb, keys <seq>/<frame> (e.g. GOPR0372_07_00/000047);
+         --out default <root>/lmdb, --name default the root's name minus _Large (GOPRO)
+  dvd:   <out>/<name>_<partition>_{<lq-folder>,<gt-folder>}.lmdb (DVD_train_input.lmdb), keys <seq>/<frame>;
+         --out default lmdb beside the root, --name default DVD for a quantitative_datasets root
+  reds:  <out>/<name>_<split>_{blur,sharp}.lmdb (REDS_train_blur.lmdb) from <root>/<split>_blur (or
+         <split>_blur_jpeg) and <root>/<split>_sharp, keys <clip>/<frame> (e.g. 000/00000042);
+         --split default train val, --out default <root>/lmdb, --name default the root's name (REDS)"""
 
 
 def default_name(root):
@@ -136,6 +162,27 @@ def pack_split(root,
     return made
 
 
+def _write_lmdb(data_root, target, paths, keys, compress_level):
+    """Write the frames ``paths`` (under ``data_root``) into the lmdb ``target`` (replaced if there) under ``keys``."""
+    from deblurzoo.data.gopro_dataset import png_size
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+    if osp.exists(target):
+        shutil.rmtree(target)
+    # lmdb reserves (virtually) map_size bytes: the raw size of the frames (those of a folder share a size) bounds
+    # their PNGs; JPEG files are far smaller than that
+    folders = OrderedDict()  # {folder: [its first frame, frame count]}
+    for path in paths:
+        folders.setdefault(osp.dirname(path), [path, 0])[1] += 1
+    raw = 0
+    for first, count in folders.values():
+        h, w = png_size(first)
+        raw += count * h * w * 3
+    map_size = raw + raw // 4 + (64 << 20)
+    rel_paths = [osp.relpath(path, data_root) for path in paths]
+    make_lmdb_from_imgs(data_root, target, rel_paths, keys, compress_level=compress_level, map_size=map_size)
+
+
 def default_video_name(root):
     """Name prefix for ``--layout dvd``: 'DVD' for a ``quantitative_datasets`` root, else :func:`default_name`."""
     name = osp.basename(osp.normpath(osp.abspath(root)))
@@ -172,8 +219,6 @@ def pack_video_partition(root,
     """
     # imported here (--help stays fast); deblurzoo first: it patches BasicSR 1.4.2 so that basicsr imports
     from deblurzoo.data.dvd_dataset import scan_partition
-    from deblurzoo.data.gopro_dataset import png_size
-    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
     name = default_video_name(root) if name is None else name
     frames = scan_partition(root, partition, meta_info_file, lq_folder, gt_folder)  # {seq: [file names]}
@@ -187,18 +232,57 @@ def pack_video_partition(root,
     os.makedirs(out_dir, exist_ok=True)
     keys = [f'{seq}/{osp.splitext(frame)[0]}' for seq, names in frames.items() for frame in names]
     for role, folder in folders.items():
-        if osp.exists(made[role]):
-            shutil.rmtree(made[role])
-        rel_paths = [osp.join(seq, folder, frame) for seq, names in frames.items() for frame in names]
-        # lmdb reserves (virtually) map_size bytes: the raw size of the frames (those of a sequence share a size)
-        # bounds their PNGs; JPEG files are far smaller than that
-        raw = 0
-        for seq, names in frames.items():
-            h, w = png_size(osp.join(root, seq, folder, names[0]))
-            raw += len(names) * h * w * 3
-        map_size = raw + raw // 4 + (64 << 20)
-        make_lmdb_from_imgs(root, made[role], rel_paths, keys, compress_level=compress_level, map_size=map_size)
+        paths = [osp.join(root, seq, folder, frame) for seq, names in frames.items() for frame in names]
+        _write_lmdb(root, made[role], paths, keys, compress_level)
     return made
+
+
+def pack_reds_split(root, split, out_dir, name=None, force=False, compress_level=1, check_only=False):
+    """Pack one split of a REDS folder into two LMDBs.
+
+    Args:
+        root (str): The REDS folder (``datasets/REDS``, holding ``<split>_blur`` and ``<split>_sharp``).
+        split (str): 'train' or 'val' (any ``<split>_{blur,sharp}`` pair).
+        out_dir (str): Folder for the .lmdb folders (created if needed).
+        name (str | None): File name prefix; None: :func:`default_name` of ``root`` ('REDS'). Default: None.
+        force (bool): Replace existing lmdbs. Default: False.
+        compress_level (int): PNG compression level of the stored images. Default: 1 (BasicSR's).
+        check_only (bool): Only validate the folders and the targets; write nothing. Default: False.
+
+    Returns:
+        dict: {'lq': path, 'gt': path} of the lmdbs written (or to be written): ``<out_dir>/<name>_<split>_blur.lmdb``
+        and ``<name>_<split>_sharp.lmdb``.
+    """
+    # imported here (--help stays fast); deblurzoo first: it patches BasicSR 1.4.2 so that basicsr imports
+    from deblurzoo.data.reds_dataset import reds_folders, scan_reds
+
+    name = default_name(root) if name is None else name
+    folders = reds_folders(root, split)
+    clips = scan_reds(folders['lq'], folders['gt'])  # {clip: [{'lq_path', 'gt_path', 'frame'}]}
+    made = {role: osp.join(out_dir, f'{name}_{split}_{kind}.lmdb') for role, kind in (('lq', 'blur'), ('gt', 'sharp'))}
+    for path in made.values():  # all checked before anything is written or removed
+        _check_target(path, force)
+    if check_only:
+        return made
+
+    os.makedirs(out_dir, exist_ok=True)
+    keys = [f"{clip}/{frame['frame']}" for clip, frames in clips.items() for frame in frames]
+    for role in ('lq', 'gt'):
+        paths = [frame[f'{role}_path'] for frames in clips.values() for frame in frames]
+        _write_lmdb(folders[role], made[role], paths, keys, compress_level)
+    return made
+
+
+def _main_reds(args, parser):
+    """``--layout reds``: returns {split: {'lq': path, 'gt': path}}."""
+    if args.partition is not None or args.meta_info_file is not None:
+        parser.error('--partition and --meta-info-file are for --layout dvd; --layout reds takes --split')
+    splits = args.split or ['train', 'val']
+    out = osp.join(args.root, 'lmdb') if args.out is None else args.out
+    kwargs = dict(name=args.name, force=args.force, compress_level=args.compress_level)
+    for split in splits:  # every split validated (folders, existing lmdbs) before anything is written
+        pack_reds_split(args.root, split, out, check_only=True, **kwargs)
+    return {split: pack_reds_split(args.root, split, out, **kwargs) for split in splits}
 
 
 def _main_video(args, parser):
@@ -220,15 +304,18 @@ def _main_video(args, parser):
 
 
 def main(argv=None):
-    """Command line entry; returns the {split: {kind: lmdb path}} (dvd: {partition: {'lq', 'gt': path}}) written."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--layout', choices=('gopro', 'dvd'), default='gopro',
-                        help='gopro: <root>/<split>/<seq>/{blur,sharp,flow}; dvd: <root>/<seq>/{input,GT} '
-                        '(default: gopro)')
+    """Command line entry; returns the {split: {kind: lmdb path}} (dvd: {partition: {'lq', 'gt': path}}; reds:
+    {split: {'lq', 'gt': path}}) written."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], epilog=WRITES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--layout', choices=('gopro', 'dvd', 'reds'), default='gopro',
+                        help='gopro: <root>/<split>/<seq>/{blur,sharp,flow}; dvd: <root>/<seq>/{input,GT}; reds: '
+                        '<root>/<split>_{blur,sharp}/<clip> (default: gopro)')
     parser.add_argument('--root', required=True,
                         help='GoPro-layout root, e.g. datasets/GOPRO_Large (dvd: the folder of sequences, e.g. '
-                        'datasets/DeepVideoDeblurring_Dataset/quantitative_datasets)')
-    parser.add_argument('--split', nargs='+', default=None, help='gopro: split folder(s) (default: train test)')
+                        'datasets/DeepVideoDeblurring_Dataset/quantitative_datasets; reds: datasets/REDS)')
+    parser.add_argument('--split', nargs='+', default=None,
+                        help='gopro: split folder(s) (default: train test); reds: split(s) (default: train val)')
     parser.add_argument('--partition', nargs='+', choices=('train', 'test', 'all'), default=None,
                         help='dvd: partition(s) (default: train test)')
     parser.add_argument('--meta-info-file', default=None,
@@ -238,7 +325,8 @@ def main(argv=None):
     parser.add_argument('--out', default=None,
                         help='output folder (default: <root>/lmdb; dvd: lmdb beside the root)')
     parser.add_argument('--name', default=None,
-                        help='lmdb name prefix (default: the root folder name, minus _Large; dvd: DVD)')
+                        help='lmdb name prefix (default: the root folder name, minus _Large; dvd: DVD; reds: the root '
+                        'folder name, REDS)')
     parser.add_argument('--blur-folder', default='blur', help="gopro: 'blur' or 'blur_gamma' (default: blur)")
     parser.add_argument('--sharp-folder', default='sharp', help='gopro')
     parser.add_argument('--flow-folder', default='flow', help='gopro')
@@ -248,6 +336,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.layout == 'dvd':
         return _main_video(args, parser)
+    if args.layout == 'reds':
+        return _main_reds(args, parser)
     if args.partition is not None or args.meta_info_file is not None:
         parser.error('--partition and --meta-info-file are for --layout dvd')
     args.split = args.split or ['train', 'test']

@@ -277,3 +277,64 @@ def assert_paired_crops(dataset, index, crop, seeds=4):
         hits = [(y, x) for y in range(h - crop + 1) for x in range(w - crop + 1)
                 if torch.equal(full_gt[:, y:y + crop, x:x + crop], sample['gt'])]
         assert hits and any(torch.equal(full_lq[:, y:y + crop, x:x + crop], sample['lq']) for y, x in hits)
+
+
+# ---------------------------------------------------------------- REDS (video clips)
+
+REDS_CLIPS = ('000', '001', '002')
+
+
+def make_reds_tree(root, clips=REDS_CLIPS, num_frames=4, size=(40, 48), split='train', jpeg=False, seed=0):
+    """Write one split of a tiny REDS folder with the release's names and return ``root``.
+
+    ``<root>/<split>_blur/<clip>/%08d.png`` and ``<root>/<split>_sharp/<clip>/%08d.png`` (frames from 00000000), e.g.
+    ``train_blur/000/00000000.png``; with ``jpeg`` the blurry frames are ``<split>_blur_jpeg/<clip>/%08d.jpg`` (the
+    other distribution). Each clip is a camera panning over a texture as in ``make_gopro_tree``.
+
+    Args:
+        root (str): The REDS folder to write into (created if needed); other splits already there are kept.
+        clips (tuple[str]): Clip names (REDS': 3 digits). Default: ``REDS_CLIPS`` ('000', '001', '002').
+        num_frames (int | dict): Frames per clip, or {clip: frames}. Default: 4.
+        size (tuple[int]): (h, w) of the frames. Default: (40, 48).
+        split (str): 'train' or 'val'. Default: 'train'.
+        jpeg (bool): Write the blurry frames as ``<split>_blur_jpeg/<clip>/<frame>.jpg``. Default: False.
+        seed (int): Seed of the content (combined with ``split``). Default: 0.
+
+    Returns:
+        str: ``root``.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(f'reds_{split}'.encode())])
+    blur_folder, blur_ext = (f'{split}_blur_jpeg', '.jpg') if jpeg else (f'{split}_blur', '.png')
+    for clip in clips:
+        pairs, _ = _panning_sequence(rng, num_frames[clip] if isinstance(num_frames, dict) else num_frames, size)
+        for folder in (blur_folder, f'{split}_sharp'):
+            os.makedirs(osp.join(root, folder, clip), exist_ok=True)
+        for i, (blur, sharp) in enumerate(pairs):
+            cv2.imwrite(osp.join(root, blur_folder, clip, f'{i:08d}{blur_ext}'), blur)
+            cv2.imwrite(osp.join(root, f'{split}_sharp', clip, f'{i:08d}.png'), sharp)
+    return root
+
+
+def make_reds_lmdb(root, out_dir, split='train', name='REDS', force=False):
+    """Pack ``root``'s ``split`` with ``scripts/make_lmdb.py --layout reds``; {'lq': path, 'gt': path}."""
+    argv = ['--layout', 'reds', '--root', root, '--split', split, '--out', out_dir, '--name', name]
+    return load_script('make_lmdb').main(argv + (['--force'] if force else []))[split]
+
+
+# ---------------------------------------------------------------- coordinate frames (where did a crop come from)
+
+COORD = 4  # coordinate images: B = COORD * x, G = COORD * y, R = a per-frame value
+
+
+def coord_image(size, red):
+    """(h, w, 3) uint8 BGR image whose pixels encode their place, B = COORD * x, G = COORD * y, and R = ``red``."""
+    yy, xx = np.mgrid[0:size[0], 0:size[1]]
+    return np.stack([COORD * xx, COORD * yy, np.full_like(xx, red)], axis=2).astype(np.uint8)
+
+
+def decode_coords(frames):
+    """(T, 3, h, w) RGB ``coord_image`` frames, as a dataset returns them -> x, y (T, h, w) and each frame's red."""
+    x, y = (frames[:, 2] * 255 / COORD).round(), (frames[:, 1] * 255 / COORD).round()
+    red = (frames[:, 0] * 255).round()
+    assert (red == red[:, :1, :1]).all(), 'a frame mixes frames'
+    return x, y, red[:, 0, 0]

@@ -303,6 +303,27 @@ def _dvd_test_cases(tmp_path):
             (dict(common, name='dvd_train_seqs', phase='val', partition='train', max_frames=2), GOPRO_SIZE)]
 
 
+def _reds_cases(tmp_path):
+    """REDS clips of 3 frames: lq and gt (3, 3, h, w); colour-jittered in training."""
+    from data_factory import make_reds_tree
+    root = make_reds_tree(str(tmp_path / 'REDS'), num_frames=4, size=GOPRO_SIZE)
+    common = dict(type='REDSDeblurDataset', dataroot_lq=f'{root}/train_blur', dataroot_gt=f'{root}/train_sharp',
+                  num_frame=3, num_worker_per_gpu=0, batch_size_per_gpu=2)
+    train = dict(common, name='reds_train', phase='train', gt_size=32, use_hflip=True, use_rot=True,
+                 random_reverse=True, color_jitter=dict(brightness=0.05, contrast=0.05, saturation=0.05, hue=0.02))
+    return [(train, (32, 32)), (dict(common, name='reds_val', phase='val'), GOPRO_SIZE)]
+
+
+def _reds_test_cases(tmp_path):
+    """Whole REDS validation clips: lq and gt (T, 3, H, W)."""
+    from data_factory import make_reds_tree
+    root = make_reds_tree(str(tmp_path / 'REDS'), num_frames=3, size=GOPRO_SIZE, split='val')
+    common = dict(type='REDSDeblurTestDataset', dataroot_lq=f'{root}/val_blur', dataroot_gt=f'{root}/val_sharp',
+                  num_worker_per_gpu=0, batch_size_per_gpu=1)
+    return [(dict(common, name='reds_val', phase='val'), GOPRO_SIZE),
+            (dict(common, name='reds_val_short', phase='test', max_frames=2), GOPRO_SIZE)]
+
+
 # name -> make_cases(tmp_path) -> [(dataset opt, expected (h, w) of a sample)]; train phases crop to gt_size
 DATASET_CASES = {
     'GoProDataset': _gopro_cases,
@@ -310,6 +331,8 @@ DATASET_CASES = {
     'RealBlurDataset': _realblur_cases,
     'DVDDataset': _dvd_cases,
     'DVDTestDataset': _dvd_test_cases,
+    'REDSDeblurDataset': _reds_cases,
+    'REDSDeblurTestDataset': _reds_test_cases,
 }
 
 

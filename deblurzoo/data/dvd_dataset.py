@@ -40,17 +40,35 @@ def _layout(lq_folder, gt_folder):
     return f'<dataroot>/<seq>/{{{lq_folder},{gt_folder}}}/<frame>.<png|jpg>'
 
 
-def list_sequences(root, lq_folder='input', gt_folder='GT'):
+def list_sequences(root, lq_folder='input', gt_folder='GT', layout=None):
     """Sorted names of the sequence folders in ``root`` (every sub-folder not starting with '.').
 
-    Raises a FileNotFoundError naming ``root`` and the expected layout if it does not exist or holds no folder.
+    Raises a FileNotFoundError naming ``root`` and the expected layout (``layout``, or the DVD layout with
+    ``lq_folder``/``gt_folder``) if it does not exist or holds no folder.
     """
+    layout = layout or _layout(lq_folder, gt_folder)
     if not osp.isdir(root):
-        raise FileNotFoundError(f'video dataroot not found: {root}; expected {_layout(lq_folder, gt_folder)}')
+        raise FileNotFoundError(f'video dataroot not found: {root}; expected {layout}')
     seqs = sorted(d for d in os.listdir(root) if not d.startswith('.') and osp.isdir(osp.join(root, d)))
     if not seqs:
-        raise FileNotFoundError(f'no sequence folders in {root}; expected {_layout(lq_folder, gt_folder)}')
+        raise FileNotFoundError(f'no sequence folders in {root}; expected {layout}')
     return seqs
+
+
+def pick_sequences(found, sequences, where):
+    """``sequences`` among ``found`` (the sequences of ``where``, named in errors), in their order, duplicates dropped;
+    every one must be in ``found``. None: all of ``found``."""
+    if sequences is None:
+        return list(found)
+    sequences = list(OrderedDict.fromkeys(sequences))
+    found_set = set(found)
+    unknown = [s for s in sequences if s not in found_set]
+    if unknown:
+        raise ValueError(f'{len(unknown)} sequence(s) not found in {where}: {_listing(unknown)} '
+                         f'(it has {len(found)}: {_listing(found)})')
+    if not sequences:
+        raise ValueError(f'no sequences selected in {where}')
+    return sequences
 
 
 def scan_video_sequences(root, lq_folder='input', gt_folder='GT', sequences=None):
@@ -69,18 +87,7 @@ def scan_video_sequences(root, lq_folder='input', gt_folder='GT', sequences=None
     Returns:
         OrderedDict[str, list[str]]: {sequence: its frame file names, sorted (naturally: '2.jpg' before '10.jpg')}.
     """
-    found = list_sequences(root, lq_folder, gt_folder)
-    found_set = set(found)
-    if sequences is None:
-        sequences = found
-    else:
-        sequences = list(OrderedDict.fromkeys(sequences))  # duplicates dropped, order kept
-        unknown = [s for s in sequences if s not in found_set]
-        if unknown:
-            raise ValueError(f'{len(unknown)} sequence(s) not found in {root}: {_listing(unknown)} '
-                             f'(it has {len(found)}: {_listing(found)})')
-        if not sequences:
-            raise ValueError(f'no sequences selected in {root}')
+    sequences = pick_sequences(list_sequences(root, lq_folder, gt_folder), sequences, root)
     frames = OrderedDict()
     for seq in sequences:
         frames[seq] = sorted(sequence_frames(root, seq, lq_folder, gt_folder, _layout(lq_folder, gt_folder)).values(),
@@ -149,14 +156,18 @@ def lmdb_sequences(lq_keys, gt_keys, lq_source, gt_source):
 
 
 class _VideoFrames(data.Dataset):
-    """Validated sequences of paired frames from a folder or from LMDBs (the base of the DVD datasets).
+    """Validated sequences of paired frames from a folder layout or from LMDBs keyed ``<seq>/<frame>`` (the base of
+    the video datasets: DVD's here, REDS' in ``reds_dataset.py``).
 
-    Sets ``self.sequences``: {seq: [{'lq_path', 'gt_path', 'frame'}]} (paths are LMDB keys with lmdb), and reads
-    frames with GoProDataset's readers and size checks (errors name the file, or '<lmdb>:<key>').
+    A folder layout is a mixin listed before the behaviour (:class:`_VideoClips` or :class:`_WholeSequences`) that
+    implements :meth:`_scan_disk` (the disk backend's sequences) and :meth:`_select` (the sequences taken from the
+    LMDBs), and optionally :meth:`_setup_layout` (its options). Sets ``self.sequences``: {seq: [{'lq_path', 'gt_path',
+    'frame'}]} (paths are LMDB keys with lmdb), and reads frames with GoProDataset's readers and size checks (errors
+    name the file, or '<lmdb>:<key>').
     """
 
     OPTION_KEYS = ()
-    DEFAULT_PARTITION = None  # None: 'train' if phase is 'train' else 'test'
+    SELECTION_OPTIONS = 'meta_info_file'  # the options that leave sequences out, named in errors
 
     # GoProDataset's reading and checking, shared without being a GoProDataset (these use file_client, backend,
     # db_paths, is_train and gt_size)
@@ -173,29 +184,34 @@ class _VideoFrames(data.Dataset):
         self.phase = opt.get('phase', 'test')
         self.is_train = self.phase == 'train'
         self.gt_size = None
-        self.lq_folder = opt.get('lq_folder', 'input')
-        self.gt_folder = opt.get('gt_folder', 'GT')
-        self.partition = opt.get('partition') or self.DEFAULT_PARTITION or ('train' if self.is_train else 'test')
+        self.partition = None  # the DVD layout's
         self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})  # a copy: never mutate opt
         self.backend = self.io_backend_opt.pop('type', 'disk')
         self.file_client = None
         self.db_paths = {}
+        self._setup_layout()
+
+    # ---------------- the folder layout's hooks
+
+    def _setup_layout(self):
+        """Read the layout's options from ``self.opt``."""
+
+    def _scan_disk(self):
+        """The validated sequences of the disk backend: ({seq: [{'lq_path', 'gt_path', 'frame'}]}, where: the folder
+        named in messages)."""
+        raise NotImplementedError
+
+    def _select(self, names, where):
+        """The sequences to use among ``names``, those of the LMDBs (``where`` names them in errors)."""
+        raise NotImplementedError
+
+    # ----------------
 
     def _load(self, check_sizes=False):
         """Scan the folder or the lmdbs' key lists; sets ``sequences`` and returns where they came from."""
-        opt, meta = self.opt, self.opt.get('meta_info_file')
+        opt = self.opt
         if self.backend == 'disk':
-            root = opt.get('dataroot')
-            if not root:
-                raise ValueError(f"{self.cls_name} needs the option 'dataroot' (the folder of sequences: "
-                                 f'{_layout(self.lq_folder, self.gt_folder)})')
-            frames = scan_partition(root, self.partition, meta, self.lq_folder, self.gt_folder)
-            self.sequences = OrderedDict((seq, [{
-                'lq_path': osp.join(root, seq, self.lq_folder, name),
-                'gt_path': osp.join(root, seq, self.gt_folder, name),
-                'frame': osp.splitext(name)[0]
-            } for name in names]) for seq, names in frames.items())
-            where = root
+            self.sequences, where = self._scan_disk()
 
             def size_of(role, frame):
                 return frame[f'{role}_path'], png_size(frame[f'{role}_path'])
@@ -207,12 +223,11 @@ class _VideoFrames(data.Dataset):
             self.io_backend_opt['client_keys'] = list(self.db_paths)
             frames = lmdb_sequences(lq_keys, gt_keys, opt['dataroot_lq'], opt['dataroot_gt'])
             where = f"the dataroot_lq lmdb {opt['dataroot_lq']}"
-            selected = select_sequences(list(frames), self.partition, meta, where=where)
             self.sequences = OrderedDict((seq, [{
                 'lq_path': f'{seq}/{frame}',
                 'gt_path': f'{seq}/{frame}',
                 'frame': frame
-            } for frame in frames[seq]]) for seq in selected)
+            } for frame in frames[seq]]) for seq in self._select(list(frames), where))
             shapes = {'lq': lq_shapes, 'gt': gt_shapes}
 
             def size_of(role, frame):  # from the (h,w,c) of the lmdb's meta_info.txt
@@ -239,12 +254,169 @@ class _VideoFrames(data.Dataset):
 
     def _log(self, where, extra=''):
         num_frames = sum(len(frames) for frames in self.sequences.values())
-        get_root_logger().info(f"{self.cls_name} '{self.opt.get('name', '')}': partition '{self.partition}' of "
-                               f'{where}: {len(self.sequences)} sequences, {num_frames} frames{extra}')
+        part = '' if self.partition is None else f"partition '{self.partition}' of "
+        get_root_logger().info(f"{self.cls_name} '{self.opt.get('name', '')}': {part}{where}: "
+                               f'{len(self.sequences)} sequences, {num_frames} frames{extra}')
+
+
+class _VideoClips(_VideoFrames):
+    """Clips of ``num_frame`` consecutive frames of every sequence, one crop and augmentation for the whole clip
+    (DVDDataset's behaviour, documented there; a layout mixin supplies the sequences).
+
+    Subclasses may set ``SINGLE_FRAME_IMAGES`` (``num_frame: 1`` gives (3, h, w) images, not (1, 3, h, w) clips) and
+    override :meth:`_color_augment` (training: applied to the (T, 3, h, w) RGB tensors after cropping).
+    """
+
+    SINGLE_FRAME_IMAGES = False
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        name = f"{self.cls_name} '{opt.get('name', '')}'"
+        num_frame = opt.get('num_frame')
+        if num_frame is None or isinstance(num_frame, bool) or not isinstance(num_frame, int) or num_frame < 1:
+            raise ValueError(f"{name}: the option 'num_frame' (frames per clip, an int >= 1) is required; "
+                             f'got {num_frame!r}')
+        self.num_frame = num_frame
+        self.center_frame_only = bool(opt.get('center_frame_only', False))
+        if self.center_frame_only and num_frame % 2 == 0:
+            raise ValueError(f'{name}: center_frame_only needs an odd num_frame (a centre frame), got {num_frame}')
+        if self.is_train:
+            if opt.get('gt_size') is None:
+                raise ValueError(f"{name}: the option 'gt_size' (training crop size) is required when phase is "
+                                 "'train'")
+            self.gt_size = int(opt['gt_size'])
+        where = self._load(check_sizes=opt.get('check_sizes', False))
+        short = [f'{seq} ({len(frames)} frames)' for seq, frames in self.sequences.items() if len(frames) < num_frame]
+        if short:
+            raise ValueError(f'{name}: {len(short)} sequence(s) of {where} have fewer frames than num_frame '
+                             f'{num_frame}: {_listing(short)}; lower num_frame or leave them out '
+                             f'({self.SELECTION_OPTIONS})')
+        self.clips = [(seq, start) for seq, frames in self.sequences.items()
+                      for start in range(len(frames) - num_frame + 1)]
+        self._log(where, f', {len(self.clips)} clips of {num_frame}')
+
+    def _color_augment(self, img_lqs, img_gts):
+        """Training: photometric augmentation of the (T, 3, h, w) RGB clips, after cropping. Default: none."""
+        return img_lqs, img_gts
+
+    def __getitem__(self, index):
+        seq, start = self.clips[index]
+        frames = self.sequences[seq][start:start + self.num_frame]
+        key = f"{seq}/{frames[0]['frame']}"
+        if self.is_train and self.opt.get('random_reverse', False) and random.random() < 0.5:
+            frames = frames[::-1]
+        center = frames[self.num_frame // 2]
+        img_lqs, img_gts = self._read_frames(frames)  # T (h, w, 3) BGR each
+
+        if self.is_train:
+            # one crop location for every frame of lq and gt (paired_random_crop unpacks lists of one)
+            gt_name = self._name(center['gt_path'], 'gt')
+            img_gts, img_lqs = paired_random_crop(img_gts, img_lqs, self.gt_size, 1, gt_name)
+            img_gts, img_lqs = (v if isinstance(v, list) else [v] for v in (img_gts, img_lqs))
+            imgs = augment(img_lqs + img_gts, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
+            if self.opt.get('use_channel_permute', False):
+                perm = random.sample(range(3), 3)
+                imgs = [img[..., perm] for img in imgs]
+            img_lqs, img_gts = imgs[:self.num_frame], imgs[self.num_frame:]
+
+        img_lqs = torch.stack(img2tensor(img_lqs, bgr2rgb=True, float32=True))  # (T, 3, h, w) RGB
+        img_gts = torch.stack(img2tensor(img_gts, bgr2rgb=True, float32=True))
+        if self.is_train:
+            img_lqs, img_gts = self._color_augment(img_lqs, img_gts)
+        if self.center_frame_only:
+            img_gts = img_gts[self.num_frame // 2]
+        if self.SINGLE_FRAME_IMAGES and self.num_frame == 1:
+            img_lqs, img_gts = img_lqs[0], (img_gts if self.center_frame_only else img_gts[0])
+        return {
+            'lq': img_lqs,
+            'gt': img_gts,
+            'key': key,
+            'folder': seq,
+            'lq_path': center['lq_path'],
+            'gt_path': center['gt_path']
+        }
+
+    def __len__(self):
+        return len(self.clips)
+
+
+class _WholeSequences(_VideoFrames):
+    """One sample per whole sequence (DVDTestDataset's behaviour, documented there; a layout mixin supplies the
+    sequences)."""
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        max_frames = opt.get('max_frames')
+        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
+                                       or max_frames < 1):
+            raise ValueError(f"{self.cls_name} '{opt.get('name', '')}': max_frames must be an int >= 1 or null, got "
+                             f'{max_frames!r}')
+        self.is_train = False  # whole frames, whatever the phase
+        where = self._load()
+        if max_frames is not None:
+            for seq, frames in self.sequences.items():
+                self.sequences[seq] = frames[:max_frames]
+        self.folders = list(self.sequences)
+        self.data_info = {'folder': [], 'lq_path': [], 'gt_path': []}
+        for seq, frames in self.sequences.items():
+            for frame in frames:
+                self.data_info['folder'].append(seq)
+                self.data_info['lq_path'].append(frame['lq_path'])
+                self.data_info['gt_path'].append(frame['gt_path'])
+        self._log(where, '' if max_frames is None else f' (at most {max_frames} a sequence)')
+
+    def __getitem__(self, index):
+        seq = self.folders[index]
+        frames = self.sequences[seq]
+        img_lqs, img_gts = self._read_frames(frames)
+        if self.backend == 'disk':  # the sequence's frame folders
+            lq_path, gt_path = osp.dirname(frames[0]['lq_path']), osp.dirname(frames[0]['gt_path'])
+        else:
+            lq_path = gt_path = seq
+        return {
+            'lq': torch.stack(img2tensor(img_lqs, bgr2rgb=True, float32=True)),  # (T, 3, H, W) RGB
+            'gt': torch.stack(img2tensor(img_gts, bgr2rgb=True, float32=True)),
+            'folder': seq,
+            'lq_path': lq_path,
+            'gt_path': gt_path
+        }
+
+    def __len__(self):
+        return len(self.folders)
+
+
+class _DVDLayout:
+    """The DVD layout (a mixin for :class:`_VideoFrames`): ``dataroot`` is a folder of
+    ``<seq>/{<lq_folder>,<gt_folder>}/<frame>`` sequences, of which ``partition`` is used (with lmdb: of the
+    LMDBs' sequences)."""
+
+    DEFAULT_PARTITION = None  # None: 'train' if phase is 'train' else 'test'
+    SELECTION_OPTIONS = 'partition, meta_info_file'
+
+    def _setup_layout(self):
+        opt = self.opt
+        self.lq_folder = opt.get('lq_folder', 'input')
+        self.gt_folder = opt.get('gt_folder', 'GT')
+        self.partition = opt.get('partition') or self.DEFAULT_PARTITION or ('train' if self.is_train else 'test')
+
+    def _scan_disk(self):
+        root = self.opt.get('dataroot')
+        if not root:
+            raise ValueError(f"{self.cls_name} needs the option 'dataroot' (the folder of sequences: "
+                             f'{_layout(self.lq_folder, self.gt_folder)})')
+        frames = scan_partition(root, self.partition, self.opt.get('meta_info_file'), self.lq_folder, self.gt_folder)
+        return OrderedDict((seq, [{
+            'lq_path': osp.join(root, seq, self.lq_folder, name),
+            'gt_path': osp.join(root, seq, self.gt_folder, name),
+            'frame': osp.splitext(name)[0]
+        } for name in names]) for seq, names in frames.items()), root
+
+    def _select(self, names, where):
+        return select_sequences(names, self.partition, self.opt.get('meta_info_file'), where=where)
 
 
 @DATASET_REGISTRY.register()
-class DVDDataset(_VideoFrames):
+class DVDDataset(_DVDLayout, _VideoClips):
     """DVD clips: every run of ``num_frame`` consecutive blurry frames with their sharp frames, from a
     ``quantitative_datasets`` folder or from LMDBs.
 
@@ -295,71 +467,9 @@ class DVDDataset(_VideoFrames):
                    'center_frame_only', 'io_backend', 'dataroot_lq', 'dataroot_gt', 'gt_size', 'use_hflip', 'use_rot',
                    'use_channel_permute', 'random_reverse', 'check_sizes')
 
-    def __init__(self, opt):
-        super().__init__(opt)
-        name = f"DVDDataset '{opt.get('name', '')}'"
-        num_frame = opt.get('num_frame')
-        if num_frame is None or isinstance(num_frame, bool) or not isinstance(num_frame, int) or num_frame < 1:
-            raise ValueError(f"{name}: the option 'num_frame' (frames per clip, an int >= 1) is required; "
-                             f'got {num_frame!r}')
-        self.num_frame = num_frame
-        self.center_frame_only = bool(opt.get('center_frame_only', False))
-        if self.center_frame_only and num_frame % 2 == 0:
-            raise ValueError(f'{name}: center_frame_only needs an odd num_frame (a centre frame), got {num_frame}')
-        if self.is_train:
-            if opt.get('gt_size') is None:
-                raise ValueError(f"{name}: the option 'gt_size' (training crop size) is required when phase is "
-                                 "'train'")
-            self.gt_size = int(opt['gt_size'])
-        where = self._load(check_sizes=opt.get('check_sizes', False))
-        short = [f'{seq} ({len(frames)} frames)' for seq, frames in self.sequences.items() if len(frames) < num_frame]
-        if short:
-            raise ValueError(f'{name}: {len(short)} sequence(s) of {where} have fewer frames than num_frame '
-                             f'{num_frame}: {_listing(short)}; lower num_frame or leave them out (partition, '
-                             'meta_info_file)')
-        self.clips = [(seq, start) for seq, frames in self.sequences.items()
-                      for start in range(len(frames) - num_frame + 1)]
-        self._log(where, f', {len(self.clips)} clips of {num_frame}')
-
-    def __getitem__(self, index):
-        seq, start = self.clips[index]
-        frames = self.sequences[seq][start:start + self.num_frame]
-        key = f"{seq}/{frames[0]['frame']}"
-        if self.is_train and self.opt.get('random_reverse', False) and random.random() < 0.5:
-            frames = frames[::-1]
-        center = frames[self.num_frame // 2]
-        img_lqs, img_gts = self._read_frames(frames)  # T (h, w, 3) BGR each
-
-        if self.is_train:
-            # one crop location for every frame of lq and gt (paired_random_crop unpacks lists of one)
-            gt_name = self._name(center['gt_path'], 'gt')
-            img_gts, img_lqs = paired_random_crop(img_gts, img_lqs, self.gt_size, 1, gt_name)
-            img_gts, img_lqs = (v if isinstance(v, list) else [v] for v in (img_gts, img_lqs))
-            imgs = augment(img_lqs + img_gts, self.opt.get('use_hflip', False), self.opt.get('use_rot', False))
-            if self.opt.get('use_channel_permute', False):
-                perm = random.sample(range(3), 3)
-                imgs = [img[..., perm] for img in imgs]
-            img_lqs, img_gts = imgs[:self.num_frame], imgs[self.num_frame:]
-
-        img_lqs = torch.stack(img2tensor(img_lqs, bgr2rgb=True, float32=True))  # (T, 3, h, w) RGB
-        img_gts = torch.stack(img2tensor(img_gts, bgr2rgb=True, float32=True))
-        if self.center_frame_only:
-            img_gts = img_gts[self.num_frame // 2]
-        return {
-            'lq': img_lqs,
-            'gt': img_gts,
-            'key': key,
-            'folder': seq,
-            'lq_path': center['lq_path'],
-            'gt_path': center['gt_path']
-        }
-
-    def __len__(self):
-        return len(self.clips)
-
 
 @DATASET_REGISTRY.register()
-class DVDTestDataset(_VideoFrames):
+class DVDTestDataset(_DVDLayout, _WholeSequences):
     """DVD test sequences: one sample per whole sequence, for BasicSR's ``VideoRecurrentModel`` validation.
 
     Samples: ``lq``, ``gt`` (T, 3, H, W) float RGB in [0, 1], T the sequence's frame count (or ``max_frames``);
@@ -388,42 +498,3 @@ class DVDTestDataset(_VideoFrames):
     OPTION_KEYS = ('dataroot', 'lq_folder', 'gt_folder', 'partition', 'meta_info_file', 'io_backend', 'dataroot_lq',
                    'dataroot_gt', 'max_frames')
     DEFAULT_PARTITION = 'test'
-
-    def __init__(self, opt):
-        super().__init__(opt)
-        max_frames = opt.get('max_frames')
-        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
-                                       or max_frames < 1):
-            raise ValueError(f"DVDTestDataset '{opt.get('name', '')}': max_frames must be an int >= 1 or null, got "
-                             f'{max_frames!r}')
-        self.is_train = False  # whole frames, whatever the phase
-        where = self._load()
-        if max_frames is not None:
-            for seq, frames in self.sequences.items():
-                self.sequences[seq] = frames[:max_frames]
-        self.folders = list(self.sequences)
-        self.data_info = {'folder': [], 'lq_path': [], 'gt_path': []}
-        for seq, frames in self.sequences.items():
-            for frame in frames:
-                self.data_info['folder'].append(seq)
-                self.data_info['lq_path'].append(frame['lq_path'])
-                self.data_info['gt_path'].append(frame['gt_path'])
-        self._log(where, '' if max_frames is None else f' (at most {max_frames} a sequence)')
-
-    def __getitem__(self, index):
-        seq = self.folders[index]
-        img_lqs, img_gts = self._read_frames(self.sequences[seq])
-        if self.backend == 'disk':
-            lq_path, gt_path = (osp.join(self.opt['dataroot'], seq, f) for f in (self.lq_folder, self.gt_folder))
-        else:
-            lq_path = gt_path = seq
-        return {
-            'lq': torch.stack(img2tensor(img_lqs, bgr2rgb=True, float32=True)),  # (T, 3, H, W) RGB
-            'gt': torch.stack(img2tensor(img_gts, bgr2rgb=True, float32=True)),
-            'folder': seq,
-            'lq_path': lq_path,
-            'gt_path': gt_path
-        }
-
-    def __len__(self):
-        return len(self.folders)

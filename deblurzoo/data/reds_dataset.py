@@ -1,0 +1,261 @@
+"""REDS (Nah et al., NTIRE 2019/2020 "REalistic and Dynamic Scenes"), the deblurring track: 240 training and 30
+validation clips of 100 blurry/sharp 1280x720 frames.
+
+Layout (as released)::
+
+    <REDS>/train_blur/<clip>/<frame>.png      240 clips '000'..'239', frames '00000000.png'..'00000099.png'
+    <REDS>/train_sharp/<clip>/<frame>.png     the same names
+    <REDS>/val_blur/<clip>/<frame>.png        30 clips '000'..'029'
+    <REDS>/val_sharp/<clip>/<frame>.png
+
+The blurry frames are also distributed as JPEGs (``train_blur_jpeg/<clip>/<frame>.jpg``): frames pair by name without
+extension, so a ``.jpg`` blurry frame pairs with its ``.png`` sharp frame. The datasets take BasicSR's REDSDataset
+options: ``dataroot_lq`` (the blurry clips' folder, e.g. ``datasets/REDS/train_blur``) and ``dataroot_gt`` (the sharp
+ones, ``datasets/REDS/train_sharp``), or with ``io_backend: {type: lmdb}`` the ``.lmdb`` folders that
+``scripts/make_lmdb.py --layout reds`` writes, keyed ``<clip>/<frame>`` (``000/00000000``, the DVD LMDBs' scheme);
+``meta_info_file`` selects clips (the first word of each line: a list of clip names, or BasicSR's
+``meta_info_REDS_GT.txt``-style lines ``000 100 (720,1280,3)``). :func:`scan_reds` is the one implementation of the
+layout (validation included); the folder, or the LMDBs' key lists, is validated on construction and every error
+names the folder, the clip and the frames at fault.
+
+:class:`REDSDeblurDataset` gives clips of ``num_frame`` consecutive frames (training; ``num_frame: 1`` gives images),
+:class:`REDSDeblurTestDataset` whole clips, one sample each, for BasicSR's ``VideoRecurrentModel`` validation. Both
+share the DVD datasets' implementation (``dvd_dataset._VideoClips`` / ``_WholeSequences``) with this folder layout.
+
+Colour jitter (``color_jitter``): the paper varies "image brightness, hue, saturation and contrast by small amounts
+for every crop". One set of factors is drawn per sample (from Python's ``random``, like the crop, so that BasicSR's
+per-worker seeding covers it), the way torchvision's ``ColorJitter`` draws them -- brightness, contrast and
+saturation factors uniform in ``[max(0, 1 - a), 1 + a]``, the hue shift uniform in ``[-a, a]`` -- and applied in that
+fixed order (torchvision's ``adjust_*`` functions) to every blurry frame of the sample alike, then clamped to
+[0, 1]. By default only the blurry input is jittered (the sharp target keeps the true colours);
+``color_jitter_gt: true`` applies the same factors to the target too, as the authors' released TensorFlow code does.
+Suggested amounts: ``{brightness: 0.05, contrast: 0.05, saturation: 0.05, hue: 0.02}`` (:data:`SUGGESTED_JITTER`).
+"""
+import math
+import random
+from collections import OrderedDict
+from os import path as osp
+
+import torchvision.transforms.v2.functional as TF
+
+from basicsr.utils.registry import DATASET_REGISTRY
+from .dvd_dataset import _VideoClips, _WholeSequences, list_sequences, pick_sequences
+from .gopro_dataset import IMG_EXTENSIONS, _compare_frames, _frames_in, _listing, _natural_key, read_keys
+
+LAYOUT = ('<REDS>/{train,val}_blur/<clip>/<frame>.png (or {train,val}_blur_jpeg/<clip>/<frame>.jpg) and '
+          '<REDS>/{train,val}_sharp/<clip>/<frame>.png, e.g. train_blur/000/00000000.png (the REDS layout)')
+JITTER_KEYS = ('brightness', 'contrast', 'saturation', 'hue')
+SUGGESTED_JITTER = {'brightness': 0.05, 'contrast': 0.05, 'saturation': 0.05, 'hue': 0.02}
+
+
+def reds_folders(root, split):
+    """{'lq': the blurry clips' folder, 'gt': the sharp clips' folder} of a REDS split.
+
+    The blurry folder is ``<root>/<split>_blur`` or, failing that, ``<root>/<split>_blur_jpeg``; the sharp one
+    ``<root>/<split>_sharp``. Both are also looked for one level down (``<root>/<split>/<split>_blur``), as some copies
+    are unpacked. Raises a FileNotFoundError naming the folders tried.
+    """
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'REDS root not found: {root}; expected {LAYOUT}')
+    found = {}
+    for role, names in (('lq', (f'{split}_blur', f'{split}_blur_jpeg')), ('gt', (f'{split}_sharp', ))):
+        tried = [osp.join(parent, name) for parent in (root, osp.join(root, split)) for name in names]
+        found[role] = next((path for path in tried if osp.isdir(path)), None)
+        if found[role] is None:
+            raise FileNotFoundError(f"REDS split '{split}' has no {'blurry' if role == 'lq' else 'sharp'} folder in "
+                                    f"{root}: none of {', '.join(tried)} exists; expected {LAYOUT}")
+    return found
+
+
+def scan_reds(lq_root, gt_root, clips=None):
+    """Scan and validate a REDS split: ``lq_root`` (``train_blur``) and ``gt_root`` (``train_sharp``) folders of clips.
+
+    Both folders must hold the same clip folders (or at least ``clips``), and each clip the same non-empty set of
+    frames in both (paired by name without extension); errors name the folders, the clip and the unpaired frames.
+
+    Args:
+        lq_root (str): The blurry clips' folder.
+        gt_root (str): The sharp clips' folder.
+        clips (list[str] | None): Clips to scan, in this order; each must be in both folders. None: every clip,
+            sorted. Default: None.
+
+    Returns:
+        OrderedDict[str, list[dict]]: {clip: its frames, sorted: [{'lq_path', 'gt_path', 'frame' (the name without
+        extension)}]}.
+    """
+    lq_clips, gt_clips = list_sequences(lq_root, layout=LAYOUT), list_sequences(gt_root, layout=LAYOUT)
+    if clips is None:
+        unpaired = [(lq_root, gt_root, sorted(set(lq_clips) - set(gt_clips))),
+                    (gt_root, lq_root, sorted(set(gt_clips) - set(lq_clips)))]
+        messages = [f'{len(names)} clip(s) of {a} are not in {b}: {_listing(names)}'
+                    for a, b, names in unpaired if names]
+        if messages:
+            raise ValueError('the blurry and the sharp clips differ: ' + '; '.join(messages))
+        clips = lq_clips
+    else:
+        clips = pick_sequences(lq_clips, clips, lq_root)
+        pick_sequences(gt_clips, clips, gt_root)
+    scanned = OrderedDict()
+    for clip in clips:
+        lq_dir, gt_dir = osp.join(lq_root, clip), osp.join(gt_root, clip)
+        lq, gt = _frames_in(lq_dir, IMG_EXTENSIONS), _frames_in(gt_dir, IMG_EXTENSIONS)  # {name w/o extension: file}
+        _compare_frames(clip, lq, gt, 'blur', 'sharp', f'in {lq_dir} and {gt_dir}')
+        scanned[clip] = [{
+            'lq_path': osp.join(lq_dir, lq[frame]),
+            'gt_path': osp.join(gt_dir, gt[frame]),
+            'frame': frame
+        } for frame in sorted(lq, key=_natural_key)]
+    return scanned
+
+
+def parse_color_jitter(amounts, owner='color_jitter'):
+    """Validate a ``color_jitter`` option: None (off) or a dict of amounts among brightness, contrast, saturation (>= 0)
+    and hue (in [0, 0.5]); absent amounts are 0. Returns the four amounts as floats, or None."""
+    if amounts is None:
+        return None
+    if not isinstance(amounts, dict) or not amounts:
+        raise ValueError(f'{owner}: color_jitter must be null (off) or a dict of amounts with keys among '
+                         f'{", ".join(JITTER_KEYS)} (e.g. {SUGGESTED_JITTER}), got {amounts!r}')
+    unknown = [key for key in amounts if key not in JITTER_KEYS]
+    if unknown:
+        raise ValueError(f"{owner}: unknown color_jitter key(s) {', '.join(map(repr, unknown))}; accepted: "
+                         f"{', '.join(JITTER_KEYS)}")
+    parsed = {}
+    for key in JITTER_KEYS:
+        value = amounts.get(key) or 0
+        top = 0.5 if key == 'hue' else math.inf
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+            bound = '[0, 0.5] (a fraction of the hue circle)' if key == 'hue' else '>= 0'
+            raise ValueError(f'{owner}: color_jitter {key} must be a number {bound}, got {amounts[key]!r}')
+        parsed[key] = float(value)
+    return parsed
+
+
+def draw_color_jitter(amounts):
+    """One sample's jitter factors, drawn with Python's ``random`` as torchvision's ``ColorJitter`` draws them:
+    brightness, contrast and saturation uniform in ``[max(0, 1 - a), 1 + a]``, hue uniform in ``[-a, a]``."""
+    factors = {key: random.uniform(max(0., 1 - amounts[key]), 1 + amounts[key]) for key in JITTER_KEYS[:3]}
+    factors['hue'] = random.uniform(-amounts['hue'], amounts['hue'])
+    return factors
+
+
+def apply_color_jitter(frames, factors):
+    """``frames`` (..., 3, H, W) float RGB in [0, 1] with brightness, contrast, saturation and hue adjusted by
+    ``factors`` (torchvision's ``adjust_*``, in that order; every frame alike), clamped to [0, 1]."""
+    for key, adjust, identity in (('brightness', TF.adjust_brightness, 1), ('contrast', TF.adjust_contrast, 1),
+                                  ('saturation', TF.adjust_saturation, 1), ('hue', TF.adjust_hue, 0)):
+        if factors[key] != identity:
+            frames = adjust(frames, factors[key])
+    return frames.clamp(0, 1)
+
+
+class _REDSLayout:
+    """The REDS layout (a mixin for ``dvd_dataset._VideoFrames``): ``dataroot_lq`` and ``dataroot_gt`` are folders of
+    ``<clip>/<frame>`` clips (or LMDBs), of which the clips of ``meta_info_file`` (default: all) are used."""
+
+    SELECTION_OPTIONS = 'meta_info_file'
+
+    def _listed_clips(self):
+        meta = self.opt.get('meta_info_file')
+        return read_keys(meta) if meta else None
+
+    def _scan_disk(self):
+        roots = {}
+        for option, example in (('dataroot_lq', 'datasets/REDS/train_blur'),
+                                ('dataroot_gt', 'datasets/REDS/train_sharp')):
+            roots[option] = self.opt.get(option)
+            if not roots[option]:
+                raise ValueError(f"{self.cls_name} needs the option '{option}' (e.g. {example}; {LAYOUT})")
+        lq_root, gt_root = roots['dataroot_lq'], roots['dataroot_gt']
+        return scan_reds(lq_root, gt_root, self._listed_clips()), lq_root
+
+    def _select(self, names, where):
+        return pick_sequences(names, self._listed_clips(), where)
+
+
+@DATASET_REGISTRY.register()
+class REDSDeblurDataset(_REDSLayout, _VideoClips):
+    """REDS clips: every run of ``num_frame`` consecutive blurry frames of every clip with their sharp frames, from
+    the ``train_blur``/``train_sharp`` folders or from LMDBs (see the module docstring for the layout).
+
+    Samples are the clips of each REDS clip, in order (100 frames give 100 - num_frame + 1). Training
+    (``phase: train``) crops every frame at one random location (BasicSR's ``paired_random_crop`` on the lists),
+    flips/rotates them all alike (``augment``), optionally permutes RGB, reverses the order (``random_reverse``) and
+    colour-jitters the sample (``color_jitter``: one set of factors for every frame; see the module docstring).
+    Otherwise it returns full frames. Samples: ``lq`` (T, 3, H, W) float RGB in [0, 1], or (3, H, W) images when
+    ``num_frame`` is 1; ``gt`` the same shape, or (3, H, W) the centre frame with ``center_frame_only``; ``key``
+    ('<clip>/<first frame>', e.g. '000/00000042'), ``folder`` (the clip), ``lq_path``/``gt_path`` (the centre frame's
+    path; its key with lmdb).
+
+    Args:
+        opt (dict): Config for the dataset. Keys:
+            dataroot_lq (str): The blurry clips' folder (``datasets/REDS/train_blur`` or ``train_blur_jpeg``); with
+                lmdb its .lmdb (``scripts/make_lmdb.py --layout reds``), keyed '<clip>/<frame>'.
+            dataroot_gt (str): The sharp clips' folder (``datasets/REDS/train_sharp``), or its .lmdb.
+            phase (str): Set by BasicSR from the datasets section ('train', 'val', 'test'). Default: 'test'.
+            meta_info_file (str): The clips to use, the first word of each line ('#' comments). Default: None (all).
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to BasicSR's ``FileClient``).
+                Default: ``{type: disk}``.
+            num_frame (int): Frames per clip, T (required, >= 1; 1 gives images).
+            center_frame_only (bool): ``gt`` is the clip's centre frame (3, H, W); needs an odd ``num_frame``.
+                Default: False (all T frames).
+            gt_size (int): Training crop size (required in training; the paper's: 320).
+            use_hflip (bool): Training: random horizontal flips (the same for every frame). Default: False.
+            use_rot (bool): Training: random vertical flips and transpositions, the same for every frame.
+                Default: False.
+            use_channel_permute (bool): Training: a random RGB permutation, the same for every frame of lq and gt.
+                Default: False.
+            random_reverse (bool): Training: reverse the clip's temporal order with probability 0.5. Default: False.
+            color_jitter (dict): Training: jitter amounts ``{brightness, contrast, saturation, hue}`` (absent: 0),
+                e.g. ``{brightness: 0.05, contrast: 0.05, saturation: 0.05, hue: 0.02}``. Default: None (off).
+            color_jitter_gt (bool): Apply the same jitter to ``gt`` as well (the authors' released code); needs
+                ``color_jitter``. Default: False (the blurry input only).
+            check_sizes (bool): On construction, check that all frames of a clip (lq and gt) have one size (from the
+                PNG headers or the LMDBs' meta_info) and, in training, are at least ``gt_size``; otherwise each
+                sample is checked when read. Default: False.
+    """
+
+    OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_info_file', 'io_backend', 'num_frame', 'center_frame_only',
+                   'gt_size', 'use_hflip', 'use_rot', 'use_channel_permute', 'random_reverse', 'color_jitter',
+                   'color_jitter_gt', 'check_sizes')
+    SINGLE_FRAME_IMAGES = True
+
+    def __init__(self, opt):
+        owner = f"{type(self).__name__} '{opt.get('name', '')}'"
+        self.color_jitter = parse_color_jitter(opt.get('color_jitter'), owner)
+        self.color_jitter_gt = bool(opt.get('color_jitter_gt', False))
+        if self.color_jitter_gt and self.color_jitter is None:
+            raise ValueError(f'{owner}: color_jitter_gt is set but color_jitter is not (no jitter to apply)')
+        super().__init__(opt)
+
+    def _color_augment(self, img_lqs, img_gts):
+        if self.color_jitter is None:
+            return img_lqs, img_gts
+        factors = draw_color_jitter(self.color_jitter)
+        img_lqs = apply_color_jitter(img_lqs, factors)
+        if self.color_jitter_gt:
+            img_gts = apply_color_jitter(img_gts, factors)
+        return img_lqs, img_gts
+
+
+@DATASET_REGISTRY.register()
+class REDSDeblurTestDataset(_REDSLayout, _WholeSequences):
+    """Whole REDS clips (e.g. the 30 ``val_blur``/``val_sharp`` clips), one sample each, for BasicSR's
+    ``VideoRecurrentModel`` validation (and deblurzoo's ``VideoDeblurModel``).
+
+    Samples: ``lq``, ``gt`` (T, 3, H, W) float RGB in [0, 1], T the clip's frame count (or ``max_frames``);
+    ``folder`` (the clip); ``lq_path``/``gt_path`` (the clip's frame folder; its name with lmdb). Frames are read when
+    a sample is requested. ``data_info['folder']`` lists each clip once per frame (``VideoRecurrentModel`` sizes its
+    metrics with it); ``data_info['lq_path']``/``['gt_path']`` are the frames. Nothing is cropped or augmented.
+
+    Args:
+        opt (dict): Config for the dataset. Keys:
+            dataroot_lq (str): The blurry clips' folder (``datasets/REDS/val_blur``), or its .lmdb.
+            dataroot_gt (str): The sharp clips' folder (``datasets/REDS/val_sharp``), or its .lmdb.
+            meta_info_file (str): The clips to use, the first word of each line. Default: None (all).
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}``. Default: ``{type: disk}``.
+            max_frames (int): Use only the first ``max_frames`` frames of every clip (cheap validation).
+                Default: None (all).
+    """
+
+    OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_info_file', 'io_backend', 'max_frames')
