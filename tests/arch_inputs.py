@@ -16,9 +16,15 @@ def clip(t):
 
 
 # input per arch: callable(b, h, w) -> tensor; default: ``image``
-INPUTS = {'SARNMulti': clip(5), 'SARNRecurrent': clip(3)}
+INPUTS = {'SARNMulti': clip(5), 'SARNRecurrent': clip(3), 'MLFANet': clip(3)}
+
+
+def center_frame(x):
+    return (x.shape[0], *x.shape[2:])
+
+
 # output shape per arch: callable(input) -> shape; default: the input's
-OUTPUT_SHAPES = {'SARNMulti': lambda x: (x.shape[0], *x.shape[2:])}
+OUTPUT_SHAPES = {'SARNMulti': center_frame, 'MLFANet': center_frame}
 
 
 def make_input(arch, b, h, w):

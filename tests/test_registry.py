@@ -64,6 +64,8 @@ TINY = {
     'SARN': dict(num_feat=4, num_blocks=1),
     'SARNMulti': dict(num_feat=4, num_blocks=1),
     'SARNRecurrent': dict(num_feat=4, num_blocks=1, lstm_feat=4),
+    'AtrousNet': dict(num_feat=4, num_block=2, block_feat=8, branch_feat=4),
+    'MLFANet': dict(num_feat=4, num_level=2, num_block=1),
 }
 
 

@@ -5,20 +5,23 @@ from torch import nn
 from torch.nn import init
 
 
-def pad_to_multiple(x, multiple, mode='reflect'):
-    """Pad the last two axes of ``x`` at the bottom/right to a multiple of ``multiple``.
+def pad_to_multiple(x, multiple, mode='reflect', min_size=0):
+    """Pad the last two axes of ``x`` at the bottom/right to a multiple of ``multiple`` (and at least ``min_size``).
 
     Args:
         x (Tensor): (..., h, w).
         multiple (int): Required multiple of h and w.
         mode (str): 'reflect' (falls back to 'replicate' where the input is too small to reflect), 'replicate' or
             'constant'. Default: 'reflect'.
+        min_size (int): Smallest padded h and w (e.g. where reflection-padded dilated convs need a minimum size).
+            Default: 0.
 
     Returns:
         tuple[Tensor, tuple[int, int]]: The padded tensor and the original (h, w), for :func:`crop_to`.
     """
     h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    pad_h, pad_w = max(h, min_size), max(w, min_size)
+    pad_h, pad_w = pad_h + (-pad_h) % multiple - h, pad_w + (-pad_w) % multiple - w
     if pad_h or pad_w:
         if mode == 'reflect' and (pad_h >= h or pad_w >= w):
             mode = 'replicate'
@@ -91,3 +94,37 @@ def check_image_input(x, num_ch, name):
     if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != num_ch:
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
         raise ValueError(f'{name} expects a (batch, {num_ch}, height, width) tensor, got {shape}')
+
+
+class ScaledConv2d(nn.Conv2d):
+    """Conv with a learned per-channel scale before the bias, in place of normalisation (Brehm et al., NTIRE 2020).
+
+    ``y = scale * (W * x) + bias``; the scale starts at 1. The padding keeps the size at stride 1 for any dilation
+    and uses ``padding_mode`` (reflection by default, as the paper pads "wherever possible").
+    """
+
+    def __init__(self, in_ch, out_ch, kernel_size=3, stride=1, dilation=1, padding_mode='reflect'):
+        super().__init__(in_ch, out_ch, kernel_size, stride, padding=dilation * (kernel_size - 1) // 2,
+                         dilation=dilation, bias=True, padding_mode=padding_mode)
+        self.scale = nn.Parameter(torch.ones(out_ch))
+
+    def zero_(self):
+        """Start at a zero output (weight and bias zero, the scale kept at 1 so the weight still learns)."""
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+        return self
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight * self.scale.view(-1, 1, 1, 1), self.bias)
+
+
+class ScaledConvTranspose2d(nn.ConvTranspose2d):
+    """3x3 transposed conv that exactly doubles h and w, with :class:`ScaledConv2d`'s per-channel scale."""
+
+    def __init__(self, in_ch, out_ch):
+        super().__init__(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1, bias=True)
+        self.scale = nn.Parameter(torch.ones(out_ch))
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight * self.scale.view(1, -1, 1, 1), self.bias, stride=2, padding=1,
+                                  output_padding=1)
