@@ -11,8 +11,9 @@ Differences from ``SRModel`` (and only these):
   images;
 - options are never mutated (``SRModel`` pops ``type`` out of ``optim_g`` and ``scheduler``);
 - schedulers: BasicSR's plus ``PolyLR``;
-- test-time inference goes through the bare network (not its DDP wrapper) in :meth:`DeblurModel.inference`, the one
-  place later options (self-ensemble, tiling) hook in;
+- test-time inference goes through the bare network (not its DDP wrapper) in :meth:`DeblurTraining.inference`, the
+  one place test-time options hook in: ``val.self_ensemble`` (4, 6 or 8 flips/rotations averaged, see
+  ``test_time.py``) for every arch;
 - one validation loop for single and distributed runs: each rank evaluates its share of the images and the sums are
   reduced, so every image counts exactly once; images are saved per sequence (``<dataset>/<seq>/<frame>_<suffix>``)
   because frame names repeat across sequences in GoPro-style sets.
@@ -32,6 +33,7 @@ from basicsr.utils import imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 from .lr_scheduler import PolyLR
+from .test_time import ensemble_size, self_ensemble
 
 SCHEDULERS = {
     'MultiStepLR': basicsr_lr_scheduler.MultiStepRestartLR,
@@ -65,6 +67,10 @@ def as_images(x):
 
 class DeblurTraining:
     """What deblurzoo's image and video models share, mixed in before a BasicSR model class (see the module doc)."""
+
+    def __init__(self, opt):
+        ensemble_size((opt.get('val') or {}).get('self_ensemble'))  # a bad value fails before training starts
+        super().__init__(opt)
 
     def setup_optimizers(self):
         params = [p for p in self.net_g.parameters() if p.requires_grad]
@@ -109,9 +115,15 @@ class DeblurTraining:
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def inference(self, net, lq):
-        """Run ``net`` (bare, in eval mode) on ``lq`` and return the restored batch."""
+    def restore(self, net, lq):
+        """One pass of ``net`` (bare, in eval mode) over ``lq``; subclasses change how their nets are run."""
         return split_output(net(lq))[0]
+
+    def inference(self, net, lq):
+        """Restore ``lq`` with ``net`` (bare, in eval mode): :meth:`restore`, averaged over the flips and rotations
+        of ``val.self_ensemble`` when it is set (:func:`~deblurzoo.models.test_time.self_ensemble`)."""
+        num = ensemble_size((self.opt.get('val') or {}).get('self_ensemble'))
+        return self_ensemble(lambda x: self.restore(net, x), lq, num)
 
     def test(self):
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)

@@ -75,8 +75,8 @@ class SAPHNetModel(DeblurModel):
         self._eval_policy = 'uniform' if policy == 'uniform' else None  # validation follows the training phase
         return {} if policy is None else {'policy': policy}
 
-    def inference(self, net, lq):
+    def restore(self, net, lq):
         policy = getattr(self, '_eval_policy', None)  # None: the net's default ('greedy' in eval mode)
         if policy is None or not getattr(net, 'adaptive', False):
-            return super().inference(net, lq)
+            return super().restore(net, lq)
         return split_output(net(lq, policy=policy))[0]
