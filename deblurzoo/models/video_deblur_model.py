@@ -9,11 +9,14 @@ SSIM per frame, averaged per sequence and then over sequences; it runs on CPU an
 - optimisers, schedulers (``PolyLR`` too), losses and the training step are :class:`DeblurTraining`'s (options never
   mutated; a perceptual loss sees the clip's frames as images); ``flow_lr_mul`` / ``fix_flow`` (BasicVSR's SpyNet
   settings) do not apply;
-- test-time inference goes through the bare network (or its EMA) in :meth:`VideoDeblurModel.inference`: a window
-  net (one with a ``num_frame`` attribute) restores each frame from the ``num_frame`` frames around it (BasicSR's
+- test-time inference goes through the bare network (or its EMA) in :meth:`VideoDeblurModel.restore`, averaged over
+  ``val.self_ensemble``'s flips and rotations when set (``DeblurTraining.inference``): a window net (one with a
+  ``num_frame`` attribute) restores each frame from the ``num_frame`` frames around it (BasicSR's
   ``generate_frame_indices``, 'replicate' at the ends), any other net takes the whole sequence in one call (recurrent
   nets carry their state through it, so memory grows only with the output). ``val.flip_seq`` averages with a second,
   independent pass over the reversed sequence; ``val.center_frame_only`` keeps the centre frame, as in BasicSR;
+  ``val.per_frame: true`` runs an image net on each frame on its own (to score a single-image model, e.g. a two-stage
+  model's stage 1, on video sequences the way video models are scored);
 - ``val.save_img`` during training is refused when the model is built (BasicSR raises NotImplementedError at the
   first validation, after training for ``val_freq`` iterations);
 - single-process validation runs the distributed loop directly, without BasicSR's warning at every validation.
@@ -36,12 +39,14 @@ class VideoDeblurModel(DeblurTraining, VideoRecurrentModel):
                              'false (test.py saves them: python deblurzoo/test.py -opt <test options>)')
         super().__init__(opt)
 
-    def inference(self, net, lq):
+    def restore(self, net, lq):
         """Restore a sequence ``lq`` (b, t, 3, h, w) -> (b, t, 3, h, w) with ``net`` (bare, in eval mode)."""
+        t = lq.shape[1]
+        if (self.opt.get('val') or {}).get('per_frame', False):  # an image net, one frame after another
+            return torch.stack([split_output(net(lq[:, i]))[0] for i in range(t)], 1)
         num_frame = getattr(net, 'num_frame', None)
         if num_frame is None:
             return split_output(net(lq))[0]
-        t = lq.shape[1]
         frames = [split_output(net(lq[:, generate_frame_indices(i, t, num_frame, 'replicate')]))[0] for i in range(t)]
         return torch.stack(frames, 1)
 
