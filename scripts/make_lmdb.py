@@ -189,6 +189,19 @@ def default_video_name(root):
     return 'DVD' if name == 'quantitative_datasets' else default_name(root)
 
 
+def _write_pair(made, sources, keys, out_dir, force, compress_level, check_only):
+    """Check every target lmdb of ``made`` ({role: path}), then (unless ``check_only``) write each role's images
+    ``sources[role]`` = (root, paths) under ``keys``; returns ``made``."""
+    for path in made.values():  # all checked before anything is written or removed
+        _check_target(path, force)
+    if check_only:
+        return made
+    os.makedirs(out_dir, exist_ok=True)
+    for role, (root, paths) in sources.items():
+        _write_lmdb(root, made[role], paths, keys, compress_level)
+    return made
+
+
 def pack_video_partition(root,
                          partition,
                          out_dir,
@@ -224,17 +237,10 @@ def pack_video_partition(root,
     frames = scan_partition(root, partition, meta_info_file, lq_folder, gt_folder)  # {seq: [file names]}
     folders = {'lq': lq_folder, 'gt': gt_folder}
     made = {role: osp.join(out_dir, f'{name}_{partition}_{folder}.lmdb') for role, folder in folders.items()}
-    for path in made.values():  # all checked before anything is written or removed
-        _check_target(path, force)
-    if check_only:
-        return made
-
-    os.makedirs(out_dir, exist_ok=True)
     keys = [f'{seq}/{osp.splitext(frame)[0]}' for seq, names in frames.items() for frame in names]
-    for role, folder in folders.items():
-        paths = [osp.join(root, seq, folder, frame) for seq, names in frames.items() for frame in names]
-        _write_lmdb(root, made[role], paths, keys, compress_level)
-    return made
+    sources = {role: (root, [osp.join(root, seq, folder, frame) for seq, names in frames.items() for frame in names])
+               for role, folder in folders.items()}
+    return _write_pair(made, sources, keys, out_dir, force, compress_level, check_only)
 
 
 def pack_reds_split(root, split, out_dir, name=None, force=False, compress_level=1, check_only=False):
@@ -260,17 +266,10 @@ def pack_reds_split(root, split, out_dir, name=None, force=False, compress_level
     folders = reds_folders(root, split)
     clips = scan_reds(folders['lq'], folders['gt'])  # {clip: [{'lq_path', 'gt_path', 'frame'}]}
     made = {role: osp.join(out_dir, f'{name}_{split}_{kind}.lmdb') for role, kind in (('lq', 'blur'), ('gt', 'sharp'))}
-    for path in made.values():  # all checked before anything is written or removed
-        _check_target(path, force)
-    if check_only:
-        return made
-
-    os.makedirs(out_dir, exist_ok=True)
     keys = [f"{clip}/{frame['frame']}" for clip, frames in clips.items() for frame in frames]
-    for role in ('lq', 'gt'):
-        paths = [frame[f'{role}_path'] for frames in clips.values() for frame in frames]
-        _write_lmdb(folders[role], made[role], paths, keys, compress_level)
-    return made
+    sources = {role: (folders[role], [frame[f'{role}_path'] for frames in clips.values() for frame in frames])
+               for role in ('lq', 'gt')}
+    return _write_pair(made, sources, keys, out_dir, force, compress_level, check_only)
 
 
 def _main_reds(args, parser):

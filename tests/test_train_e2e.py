@@ -247,3 +247,65 @@ def test_video_validation_with_two_processes(root):
     scores = _sequence_scores(_log(root, 'sarnrec_ddp'))
     assert set(scores) == set(data_factory.DVD_TEST_SEQS)
     assert scores == _sequence_scores(_log(root, 'sarnrec_1p'))
+
+
+def _demo_opt(filename, name):
+    with open(osp.join(REPO, 'options', 'demo', filename)) as f:
+        opt = yaml.safe_load(f)
+    opt['name'] = name
+    return opt
+
+
+TINY_ATROUS = dict(num_feat=4, num_block=1, block_feat=8, branch_feat=4)
+TINY_MLFA = dict(num_feat=4, num_level=2, num_block=1)
+
+
+def test_two_stage_demo_options_train_stage1_then_stage2_and_test(root):
+    """The demo's order on tiny data: AtrousNet trained by train.py (GoPro layout), then MLFANet on its frozen outputs
+    (TwoStageVideoModel, DVD-layout clips, validation per sequence), then test.py for stage 1 scored per sequence
+    (val.per_frame) and for both stages."""
+    stage1 = _demo_opt('train_atrousnet_demo.yml', 'atrous_e2e')
+    for phase in ('train', 'val'):
+        stage1['datasets'][phase]['dataroot'] = str(root / 'GOPRO_Large')
+    stage1['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1)
+    stage1['network_g'].update(TINY_ATROUS)
+    stage1['train']['total_iter'] = stage1['train']['scheduler']['total_iter'] = 2
+    stage1['val']['val_freq'] = 2
+    stage1['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    run = _run(root, 'deblurzoo/train.py', '-opt', _write(root, stage1, 'train_atrous_e2e.yml'))
+    assert run.returncode == 0, run.stderr[-4000:]
+    ckpt = str(root / 'experiments' / 'atrous_e2e' / 'models' / 'net_g_latest.pth')
+
+    data_root = data_factory.make_dvd_tree(str(root / 'dvd'), frames=4)
+    stage2 = _demo_opt('train_mlfa_demo.yml', 'mlfa_e2e')
+    for phase, partition in (('train', 'train'), ('val', 'test')):
+        stage2['datasets'][phase].update(dataroot=data_root, lq_folder='input', gt_folder='GT', partition=partition)
+    stage2['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1)
+    stage2['network_stage1'].update(TINY_ATROUS)
+    stage2['network_g'].update(TINY_MLFA)
+    stage2['path']['pretrain_network_stage1'] = ckpt
+    stage2['train']['total_iter'] = stage2['train']['scheduler']['total_iter'] = 2
+    stage2['val']['val_freq'] = 2
+    stage2['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    run = _run(root, 'deblurzoo/train.py', '-opt', _write(root, stage2, 'train_mlfa_e2e.yml'))
+    assert run.returncode == 0, run.stderr[-4000:]
+    log = _log(root, 'mlfa_e2e')
+    assert re.search(r'iter:\s+2,', log) and 'l_pix' in log
+    assert set(_sequence_scores(log)) == set(data_factory.DVD_TEST_SEQS)
+
+    for filename, name, updates in (
+        ('test_atrousnet_demo.yml', 'atrous_seq_e2e', {'network_g': TINY_ATROUS, 'pretrain_network_g': ckpt}),
+        ('test_mlfa_demo.yml', 'mlfa_e2e', {'network_stage1': TINY_ATROUS, 'network_g': TINY_MLFA,
+                                            'pretrain_network_stage1': ckpt, 'pretrain_network_g': str(
+                                                root / 'experiments' / 'mlfa_e2e' / 'models' / 'net_g_latest.pth')}),
+    ):
+        test_opt = _demo_opt(filename, name)
+        test_opt['datasets']['test'].update(stage2['datasets']['val'])
+        for key, value in updates.items():
+            if key.startswith('network'):
+                test_opt[key].update(value)
+            else:
+                test_opt['path'][key] = value
+        run = _run(root, 'deblurzoo/test.py', '-opt', _write(root, test_opt, f'test_{name}.yml'))
+        assert run.returncode == 0, run.stderr[-4000:]
+        assert set(_sequence_scores(_log(root, name, prefix='test'))) == set(data_factory.DVD_TEST_SEQS)

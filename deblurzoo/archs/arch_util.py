@@ -128,3 +128,20 @@ class ScaledConvTranspose2d(nn.ConvTranspose2d):
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight * self.scale.view(1, -1, 1, 1), self.bias, stride=2, padding=1,
                                   output_padding=1)
+
+
+def leaky_relu():
+    """LeakyReLU(0.2), the activation of the NTIRE 2020 two-stage nets (TensorFlow's default slope)."""
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class ScaledResBlock(nn.Module):
+    """``x + act(conv(act(conv(x))))`` with 3x3 :class:`ScaledConv2d` convs (a LeakyReLU after every conv)."""
+
+    def __init__(self, num_feat):
+        super().__init__()
+        self.body = nn.Sequential(ScaledConv2d(num_feat, num_feat, 3), leaky_relu(),
+                                  ScaledConv2d(num_feat, num_feat, 3), leaky_relu())
+
+    def forward(self, x):
+        return x + self.body(x)

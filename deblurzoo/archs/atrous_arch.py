@@ -22,11 +22,8 @@ import torch
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from .arch_util import ScaledConv2d, ScaledConvTranspose2d, check_image_input, crop_to, pad_to_multiple
-
-
-def _act():
-    return nn.LeakyReLU(0.2, inplace=True)
+from .arch_util import (ScaledConv2d, ScaledConvTranspose2d, ScaledResBlock, check_image_input, crop_to, leaky_relu,
+                        pad_to_multiple)
 
 
 class AtrousBlock(nn.Module):
@@ -41,23 +38,11 @@ class AtrousBlock(nn.Module):
     def __init__(self, num_feat=256, branch_feat=128, dilations=(1, 2, 3, 4)):
         super().__init__()
         self.branches = nn.ModuleList(
-            nn.Sequential(ScaledConv2d(num_feat, branch_feat, 3, dilation=d), _act()) for d in dilations)
-        self.fuse = nn.Sequential(ScaledConv2d(branch_feat * len(dilations), num_feat, 3), _act())
+            nn.Sequential(ScaledConv2d(num_feat, branch_feat, 3, dilation=d), leaky_relu()) for d in dilations)
+        self.fuse = nn.Sequential(ScaledConv2d(branch_feat * len(dilations), num_feat, 3), leaky_relu())
 
     def forward(self, x):
         return x + self.fuse(torch.cat([branch(x) for branch in self.branches], 1))
-
-
-class PlainBlock(nn.Module):
-    """The ablation's standard residual block: two 3x3 convs (rate 1) plus the input."""
-
-    def __init__(self, num_feat=512):
-        super().__init__()
-        self.body = nn.Sequential(ScaledConv2d(num_feat, num_feat, 3), _act(), ScaledConv2d(num_feat, num_feat, 3),
-                                  _act())
-
-    def forward(self, x):
-        return x + self.body(x)
 
 
 @ARCH_REGISTRY.register()
@@ -93,21 +78,21 @@ class AtrousNet(nn.Module):
         deepest_pad = max(dilations) if atrous else 1
         self.min_size = max(head_kernel // 2 + 1, (deepest_pad + 1) * self.multiple)
         widths = [num_feat * 2**i for i in range(num_down + 1)]
-        self.head = nn.Sequential(ScaledConv2d(num_in_ch, num_feat, head_kernel), _act())
+        self.head = nn.Sequential(ScaledConv2d(num_in_ch, num_feat, head_kernel), leaky_relu())
         self.downs = nn.ModuleList(
-            nn.Sequential(ScaledConv2d(widths[i], widths[i + 1], 3, stride=2), _act()) for i in range(num_down))
+            nn.Sequential(ScaledConv2d(widths[i], widths[i + 1], 3, stride=2), leaky_relu()) for i in range(num_down))
         self.project = (nn.Identity() if widths[-1] == block_feat else nn.Sequential(
-            ScaledConv2d(widths[-1], block_feat, 1), _act()))
-        blocks = [AtrousBlock(block_feat, branch_feat, tuple(dilations)) if atrous else PlainBlock(block_feat)
+            ScaledConv2d(widths[-1], block_feat, 1), leaky_relu()))
+        blocks = [AtrousBlock(block_feat, branch_feat, tuple(dilations)) if atrous else ScaledResBlock(block_feat)
                   for _ in range(num_block)]
         self.blocks = nn.Sequential(*blocks)
         # decoder: concat with the skip of the level, then up to the next finer level keeping the level's width
         ups, in_ch = [], block_feat
         for i in range(num_down, 0, -1):
-            ups.append(nn.Sequential(ScaledConvTranspose2d(in_ch + widths[i], widths[i]), _act()))
+            ups.append(nn.Sequential(ScaledConvTranspose2d(in_ch + widths[i], widths[i]), leaky_relu()))
             in_ch = widths[i]
         self.ups = nn.ModuleList(ups)
-        self.tail = nn.Sequential(ScaledConv2d(in_ch, num_feat, 3), _act())
+        self.tail = nn.Sequential(ScaledConv2d(in_ch, num_feat, 3), leaky_relu())
         self.out = ScaledConv2d(num_feat, num_out_ch, 3).zero_()
 
     def forward(self, x):

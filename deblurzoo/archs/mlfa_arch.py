@@ -26,11 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from .arch_util import ScaledConv2d, ScaledConvTranspose2d, crop_to, pad_to_multiple
-
-
-def _act():
-    return nn.LeakyReLU(0.2, inplace=True)
+from .arch_util import ScaledConv2d, ScaledConvTranspose2d, ScaledResBlock, crop_to, leaky_relu, pad_to_multiple
 
 
 def cosine_weighted(feats, center):
@@ -47,18 +43,6 @@ def cosine_weighted(feats, center):
     unit = F.normalize(feats, dim=2)
     weights = (unit * unit[:, center:center + 1]).sum(2, keepdim=True)
     return unit * weights, weights
-
-
-class ResBlock(nn.Module):
-    """x + act(conv(act(conv(x)))), 3x3 convs (the fusion's residual blocks)."""
-
-    def __init__(self, num_feat):
-        super().__init__()
-        self.body = nn.Sequential(ScaledConv2d(num_feat, num_feat, 3), _act(), ScaledConv2d(num_feat, num_feat, 3),
-                                  _act())
-
-    def forward(self, x):
-        return x + self.body(x)
 
 
 @ARCH_REGISTRY.register()
@@ -91,14 +75,14 @@ class MLFANet(nn.Module):
         self.multiple = 2**num_level
         self.min_size = max(head_kernel // 2 + 1, 2 * self.multiple)  # every level at least 2x2 for reflection
         widths = [num_feat * 2**level for level in range(num_level + 1)]
-        self.encoder = nn.ModuleList([nn.Sequential(ScaledConv2d(num_in_ch, num_feat, head_kernel), _act())])
+        self.encoder = nn.ModuleList([nn.Sequential(ScaledConv2d(num_in_ch, num_feat, head_kernel), leaky_relu())])
         self.encoder.extend(
-            nn.Sequential(ScaledConv2d(widths[i], widths[i + 1], 3, stride=2), _act()) for i in range(num_level))
-        self.fusions = nn.ModuleList(
-            nn.Sequential(ScaledConv2d(num_frame * c, c, 3), _act(), *(ResBlock(c) for _ in range(num_block)))
+            nn.Sequential(ScaledConv2d(widths[i], widths[i + 1], 3, stride=2), leaky_relu()) for i in range(num_level))
+        self.fusions = nn.ModuleList(  # per level: one conv over the frames' weighted features, residual blocks
+            nn.Sequential(ScaledConv2d(num_frame * c, c, 3), leaky_relu(), *map(ScaledResBlock, [c] * num_block))
             for c in widths)
         self.ups = nn.ModuleList(
-            nn.Sequential(ScaledConvTranspose2d(widths[i + 1], widths[i]), _act()) for i in range(num_level))
+            nn.Sequential(ScaledConvTranspose2d(widths[i + 1], widths[i]), leaky_relu()) for i in range(num_level))
         self.out = ScaledConv2d(num_feat, num_out_ch, 3).zero_()
 
     def _frames(self, x):

@@ -1,9 +1,8 @@
 """Two-stage video deblurring (Brehm et al., NTIRE 2020): a frozen single-image stage 1 pre-deblurs every frame, and
 stage 2 (``network_g``, e.g. ``MLFANet``) trains and tests on its outputs.
 
-Stage 1 runs on the fly, on each batch's frames, so the dataset's stage-1 outputs never have to be written to disk
-(``scripts/make_stage1_lmdb.py`` caches them in an LMDB when a run should not pay for stage 1 at every iteration; a
-stage 2 trained on such an LMDB is a plain ``VideoDeblurModel``). YAML, on top of ``VideoDeblurModel``'s::
+Stage 1 runs on the fly, on each batch's frames, so the dataset's stage-1 outputs are never written to disk (the
+price: stage 1's forward pass at every iteration, without gradients). YAML, on top of ``VideoDeblurModel``'s::
 
     model_type: TwoStageVideoModel
     network_stage1: {type: AtrousNet, ...}        # any image arch

@@ -6,8 +6,8 @@ from torch import nn
 
 import deblurzoo  # noqa: F401  (registers everything)
 from basicsr.archs import build_network
-from deblurzoo.archs.arch_util import ScaledConv2d, ScaledConvTranspose2d, count_parameters
-from deblurzoo.archs.atrous_arch import AtrousBlock, AtrousNet, PlainBlock
+from deblurzoo.archs.arch_util import ScaledConv2d, ScaledConvTranspose2d, ScaledResBlock, count_parameters
+from deblurzoo.archs.atrous_arch import AtrousBlock, AtrousNet
 
 TINY = dict(num_feat=4, num_block=2, block_feat=8, branch_feat=4)
 
@@ -67,7 +67,7 @@ def test_atrous_false_is_the_papers_ablation():
     """Table 2's "w/o atrous conv": standard residual blocks at rate 1; with its three down-samplings, 12 blocks of 512
     it has more parameters than the atrous net (the paper: "our proposed atrous residual network has fewer")."""
     net = AtrousNet(atrous=False, num_down=3, num_block=12, block_feat=512)
-    assert all(isinstance(b, PlainBlock) for b in net.blocks) and len(net.blocks) == 12
+    assert all(isinstance(b, ScaledResBlock) for b in net.blocks) and len(net.blocks) == 12
     assert all(m.dilation == (1, 1) for m in net.modules() if isinstance(m, nn.Conv2d))
     assert len(net.downs) == 3 and net.multiple == 8
     assert count_parameters(net) > count_parameters(AtrousNet())

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 import deblurzoo  # noqa: F401  (registers everything)
-from deblurzoo.archs.arch_util import ScaledConv2d, ScaledConvTranspose2d
-from deblurzoo.archs.mlfa_arch import MLFANet, ResBlock, cosine_weighted
+from deblurzoo.archs.arch_util import ScaledConv2d, ScaledConvTranspose2d, ScaledResBlock
+from deblurzoo.archs.mlfa_arch import MLFANet, cosine_weighted
 
 TINY = dict(num_feat=4, num_level=2, num_block=1)
 
@@ -46,7 +46,7 @@ def test_default_levels_fusion_and_decoder_follow_the_paper():
     assert [layer[0].stride for layer in net.encoder[1:]] == [(2, 2)] * 4
     for fusion, width in zip(net.fusions, [32, 64, 128, 256, 512]):  # one conv + 3 residual blocks per level
         assert (fusion[0].in_channels, fusion[0].out_channels) == (3 * width, width)
-        assert [type(m) for m in fusion[2:]] == [ResBlock] * 3
+        assert [type(m) for m in fusion[2:]] == [ScaledResBlock] * 3
     assert all(isinstance(up[0], ScaledConvTranspose2d) for up in net.ups)
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert all(isinstance(m, ScaledConv2d) and m.padding_mode == 'reflect' for m in convs)
