@@ -20,6 +20,8 @@ import torch
 
 from basicsr.archs import build_network
 from basicsr.utils.registry import MODEL_REGISTRY
+from .deblur_model import split_output
+from .test_time import ensemble_size, self_ensemble
 from .video_deblur_model import VideoDeblurModel
 
 
@@ -50,10 +52,14 @@ class TwoStageVideoModel(VideoDeblurModel):
             chunk (int | None): Frames per call; None: all at once. Default: None.
             ensemble (bool): Apply ``val.self_ensemble`` (test time). Default: False.
         """
-        frames = lq.flatten(0, 1)
-        run = self.inference if ensemble else self.restore
+        frames = lq.flatten(0, 1)  # stage 1 is an image net: frames as a batch, not through the video restore()
+
+        def run(x):
+            return split_output(self.net_stage1(x))[0]
+
+        num = ensemble_size((self.opt.get('val') or {}).get('self_ensemble')) if ensemble else 1
         with torch.no_grad():
-            out = torch.cat([run(self.net_stage1, part) for part in frames.split(chunk or len(frames))])
+            out = torch.cat([self_ensemble(run, part, num) for part in frames.split(chunk or len(frames))])
         return out.view(lq.shape)
 
     def feed_data(self, data):

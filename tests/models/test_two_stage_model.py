@@ -94,6 +94,15 @@ def test_self_ensemble_applies_to_both_stages(tmp_path, stage1_ckpt):
     assert calls == {'stage1': 4 * 3, 'stage2': 4 * 3}  # 3 frames (chunk 1) and 3 windows, 4 transforms each
 
 
+def test_stage1_runs_frames_as_images_whatever_the_video_options(tmp_path, stage1_ckpt):
+    """val.per_frame / flip_seq shape how stage 2 is run (restore()), never stage 1."""
+    path, stage1 = stage1_ckpt
+    model = build_model(_opt(tmp_path, path, is_train=False, val={'per_frame': True, 'flip_seq': True}))
+    lq = _clip(t=4)
+    with torch.no_grad():
+        torch.testing.assert_close(model.stage1(lq, chunk=3), stage1(lq.flatten(0, 1)).view(lq.shape))
+
+
 def test_checkpoints_hold_stage2_only(tmp_path, stage1_ckpt):
     path, _ = stage1_ckpt
     model = build_model(_opt(tmp_path, path))
