@@ -37,5 +37,6 @@ setup(
         'demo': ['scikit-video', 'scikit-image'],
         'test': ['pytest', 'scikit-video', 'scikit-image'],
     },
+    entry_points={'console_scripts': ['deblurzoo-infer = deblurzoo.infer:main']},
     license='Apache-2.0',
 )

@@ -1,5 +1,6 @@
-"""Geometric self-ensemble (deblurzoo.models.test_time), for every arch through the models' shared inference:
-transforms invert exactly, an equivariant network is unchanged by it, a non-equivariant one gets the average."""
+"""deblurzoo.models.test_time. Geometric self-ensemble, for every arch through the models' shared inference:
+transforms invert exactly, an equivariant network is unchanged by it, a non-equivariant one gets the average. Tiling
+and streams: tiles cover, align and blend; tiled equals untiled for local nets; the memory probe."""
 import pytest
 import torch
 from torch import nn
@@ -8,6 +9,7 @@ import deblurzoo  # noqa: F401  (registers everything)
 from basicsr.archs import build_network
 from basicsr.models import build_model
 from deblurzoo.models.test_time import TRANSFORMS, apply_transform, ensemble_size, invert_transform, self_ensemble
+from deblurzoo.models import test_time
 from arch_inputs import make_input
 from test_registry import ARCHS, TINY
 
@@ -121,3 +123,82 @@ def test_bad_option_fails_when_the_model_is_built(tmp_path):
     }
     with pytest.raises(ValueError, match='val.self_ensemble'):
         build_model(opt)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# tiling, streams, memory
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('length,tile,overlap,align',
+                         [(100, 64, 16, 16), (257, 96, 64, 32), (64, 64, 16, 16), (30, 64, 16, 16),
+                          (1000, 128, 32, 32)])
+def test_tiles_are_aligned_overlap_enough_and_cover_the_axis(length, tile, overlap, align):
+    starts = test_time.tile_starts(length, tile, overlap, align)
+    assert starts[0] == 0 and all(s % align == 0 for s in starts)
+    assert min(starts[-1] + tile, length) == length  # the last tile reaches the border
+    assert all(a + tile - b >= overlap for a, b in zip(starts, starts[1:]))  # neighbours overlap enough
+    weights = torch.zeros(length)
+    for s in starts:
+        size = min(tile, length - s)
+        w = test_time._ramp(s, size, length, overlap, weights)
+        assert w.min() >= 0 and w.max() > 0.9
+        if s > 0:
+            assert (w[:overlap // 4] == 0).all()  # the pixels nearest an inner edge do not count
+        weights[s:s + size] += w
+    assert weights.min() > 0  # every pixel has weight
+
+
+def test_tiling_options_are_checked():
+    with pytest.raises(ValueError, match='tile_overlap'):
+        test_time.tile_boxes(100, 100, 64, -1)
+    with pytest.raises(ValueError, match='at least tile_overlap'):
+        test_time.tile_boxes(100, 100, 64, 48, 32)
+
+
+def test_tiled_equals_the_whole_for_a_strided_local_net():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, stride=2, padding=1),
+                              torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Upsample(scale_factor=2),
+                              torch.nn.Conv2d(8, 3, 3, padding=1))
+    x = torch.rand(2, 3, 102, 146)  # a batch; even sizes, which this stride-2 net keeps
+    with torch.no_grad():
+        torch.testing.assert_close(test_time.tiled(net, x, 64, 32, align=16), net(x), atol=1e-6, rtol=0)
+        clips = torch.rand(1, 2, 3, 70, 90)  # clips are tiled on their last two axes
+        per_frame = lambda c: torch.stack([net(c[:, i]) for i in range(c.shape[1])], 1)  # noqa: E731
+        torch.testing.assert_close(test_time.tiled(per_frame, clips, 64, 32, align=16), per_frame(clips), atol=1e-6,
+                                   rtol=0)
+
+
+def test_streams_give_what_the_tensor_versions_give_per_item():
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 3, 5, padding=2)
+    items = [torch.rand(1, 3, 70, 90) for _ in range(3)]
+    with torch.no_grad():
+        ens = list(test_time.ensemble_stream(lambda it: map(net, it), iter(items), 8))
+        til = list(test_time.tiled_stream(lambda it: map(net, it), iter(items), 64, 32, 16))
+        for x, e, t in zip(items, ens, til):
+            torch.testing.assert_close(e, test_time.self_ensemble(net, x, 8))
+            torch.testing.assert_close(t, net(x), atol=1e-6, rtol=0)
+    assert list(test_time.tiled_stream(lambda it: map(net, it), iter([]), 64)) == []
+    with pytest.raises(ValueError, match='every frame must be'):
+        list(test_time.tiled_stream(lambda it: map(net, it), iter([items[0], torch.rand(1, 3, 60, 90)]), 64, 32, 16))
+
+
+def test_peak_memory_counts_what_is_alive_together():
+    x = torch.rand(1, 8, 64, 64)
+    one = x.numel() * 4
+
+    def fn(t):
+        a = t * 2  # one
+        b = a + 1  # two alive
+        del a
+        return b * 3  # two alive again
+
+    peak, out = test_time.measure_peak_memory(fn, x)
+    assert peak == 2 * one and out.shape == x.shape
+    assert test_time.plan_tile({64: 1000 + 64 * 64 * 10, 128: 1000 + 128 * 128 * 10}, 10**9, 720, 1280) is None
+    side = test_time.plan_tile({64: 1000 + 64 * 64 * 10, 128: 1000 + 128 * 128 * 10}, 1000 + 200 * 200 * 10, 720, 1280)
+    assert side == 200
+    with pytest.raises(MemoryError, match='64x64'):
+        test_time.plan_tile({64: 64 * 64 * 10, 128: 128 * 128 * 10}, 100, 720, 1280)
