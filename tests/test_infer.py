@@ -16,6 +16,7 @@ from basicsr.archs import build_network
 from basicsr.data.data_util import generate_frame_indices
 from deblurzoo import infer
 from deblurzoo.infer import LoadedModel, Restorer, load_model, main, sliding_windows
+from data_factory import load_script
 from test_registry import TINY
 
 
@@ -367,3 +368,13 @@ def test_bad_options_are_named(tmp_path, capsys):
     assert 'network_g' in _error(capsys, '--model', bad, '--weights', ckpt, *io)
     with pytest.raises(SystemExit):
         main(['--model', _option(tmp_path, 'SVDN', ckpt), '--tile', 'big', *map(str, io)])
+
+
+def test_check_tiling_reports_the_difference_near_and_away_from_the_seams(tmp_path, capsys):
+    ckpt, _ = _save(tmp_path, 'AtrousNet', perturb=True)
+    cv2.imwrite(str(tmp_path / 'a.png'), _image(100, 260))
+    result = load_script('check_tiling').main(['--model', _option(tmp_path, 'AtrousNet', ckpt), '--input',
+                                               str(tmp_path / 'a.png'), '--tile', '128', '--tile-overlap', '64'])
+    assert result['tiles'] == 4  # one row, 64 apart: 0, 64, 128 and 192 (reaching 260)
+    assert result['away'] <= result['overall'] < 1e-3 and result['psnr'] > 60
+    assert 'in the blended overlaps' in capsys.readouterr().out
