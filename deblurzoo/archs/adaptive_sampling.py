@@ -285,7 +285,7 @@ def pixel_dependent_filter(level_map, weight, bias, kernel, offsets):
     Returns:
         Tensor: (b, n, c_out).
     """
-    k = weight.shape[-1]
+    k = int(weight.shape[-1])  # a Python int also while tracing (ONNX export), where shapes are tensors
     grid = level_map.grid
     b, n, _ = level_map.tokens.shape
     if grid.lattice is not None:  # a modulated deformable conv on the lattice (deblurzoo.ops)
