@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from torch.nn.modules.utils import _pair
 
 import deblurzoo  # noqa: F401  (patches BasicSR so that it imports)
 from deblurzoo import ops
@@ -83,7 +84,7 @@ def _make_case(b=2,
                mask=True,
                bias=True,
                seed=0):
-    stride, padding, dilation = (torch.nn.modules.utils._pair(v) for v in (stride, padding, dilation))
+    stride, padding, dilation = (_pair(v) for v in (stride, padding, dilation))
     gen = torch.Generator().manual_seed(seed)
     h, w = size
     out = _out_size(h, w, k, stride, padding, dilation)
@@ -98,15 +99,36 @@ def _make_case(b=2,
     return case, dict(stride=stride, padding=padding, dilation=dilation)
 
 
-def _run(backend, case, params, seed=1):
-    """Forward + backward with one backend; returns the output and the gradient of every tensor argument."""
-    leaves = {k: v.clone().requires_grad_() for k, v in case.items() if v is not None}
+def _run(backend, case, params, seed=1, requires_grad=None):
+    """Forward + backward with one backend; returns the output and the gradient of every tensor argument (of those
+    named in ``requires_grad``, default all)."""
+    leaves = {
+        k: v.clone().requires_grad_(requires_grad is None or k in requires_grad)
+        for k, v in case.items() if v is not None
+    }
     with ops.use_backend(backend):
         out = ops.deform_conv2d(
             leaves['input'], leaves['offset'], leaves['weight'], leaves.get('bias'), mask=leaves.get('mask'), **params)
-    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=DTYPE)
-    out.backward(grad_out)
-    return out.detach(), {k: v.grad for k, v in leaves.items()}
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    if out.requires_grad:
+        out.backward(grad_out)
+    return out.detach(), {k: v.grad for k, v in leaves.items() if v.requires_grad}
+
+
+def _rel_err(a, b):
+    """Norm-wise relative error ||a - b|| / ||b|| (||a|| when b is 0)."""
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm()).item() if b.norm() > 0 else a.norm().item()
+
+
+def _assert_matches(out, grads, out_ref, grads_ref, rel=1e-5, elementwise=True, rtol=RTOL, atol=ATOL):
+    """Output and every gradient within ``rel`` norm-wise relative error (and elementwise close, if asked)."""
+    assert set(grads) == set(grads_ref)
+    for name, a, b in [('out', out, out_ref)] + [(k, grads[k], grads_ref[k]) for k in grads_ref]:
+        assert a.shape == b.shape, name
+        assert _rel_err(a, b) <= rel, f'{name}: norm-wise relative error {_rel_err(a, b):.2e}'
+        if elementwise:
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m: f'{name}: {m}')
 
 
 CASES = {
@@ -118,14 +140,20 @@ CASES = {
     'border_exact_pad0_stride2': dict(offset='border', padding=0, stride=2),
     'offset_groups2': dict(offset_groups=2),
     'offset_groups4_int': dict(offset_groups=4, offset='int'),
+    'offset_groups8': dict(c_in=16, c_out=8, offset_groups=8),
+    'offset_groups8_border': dict(b=1, c_in=8, offset_groups=8, offset='border'),
     'stride2': dict(stride=2),
     'dilation2': dict(dilation=2, padding=2, offset='int'),
+    'dilation2_frac': dict(dilation=2, padding=2),
     'padding0': dict(padding=0),
     'weight_groups2': dict(groups=2, offset_groups=2),
+    'weight_groups2_og1': dict(groups=2, offset_groups=1, offset='outside'),
     'weight_groups2_og4': dict(groups=2, c_in=8, offset_groups=4, offset='border'),
+    'weight_groups4_og2': dict(groups=4, c_in=8, c_out=8, offset_groups=2),
     'no_mask': dict(mask=False),
     'no_mask_int': dict(mask=False, offset='int'),
     'no_bias': dict(bias=False),
+    'no_mask_no_bias_og8': dict(c_in=8, offset_groups=8, mask=False, bias=False, offset='outside'),
     'kernel3x5': dict(k=(3, 5), padding=(1, 2), offset='border'),
     'kernel1x1': dict(k=(1, 1), padding=0),
     'asymmetric_params': dict(k=(2, 3), stride=(2, 1), padding=(0, 2), dilation=(1, 2)),
@@ -136,13 +164,61 @@ CASES = {
 
 @pytest.mark.parametrize('config', list(CASES.values()), ids=list(CASES))
 def test_pytorch_matches_torchvision(config):
+    """Output and all five gradients of the 'pytorch' backend equal torchvision's (float64; elementwise and
+    norm-wise)."""
     case, params = _make_case(**config)
+    assert dc._use_fast_path(*(case[k] for k in ('input', 'offset', 'weight', 'bias', 'mask')))
     out_tv, grads_tv = _run('torchvision', case, params)
     out_pt, grads_pt = _run('pytorch', case, params)
-    torch.testing.assert_close(out_pt, out_tv, rtol=RTOL, atol=ATOL)
-    assert set(grads_pt) == set(grads_tv) == {k for k, v in case.items() if v is not None}
-    for name in grads_tv:
-        torch.testing.assert_close(grads_pt[name], grads_tv[name], rtol=RTOL, atol=ATOL, msg=lambda m: f'{name}: {m}')
+    assert set(grads_pt) == {k for k, v in case.items() if v is not None}
+    _assert_matches(out_pt, grads_pt, out_tv, grads_tv)
+
+
+@pytest.mark.parametrize('config', ['frac', 'border_exact', 'weight_groups2_og4', 'no_mask_no_bias_og8'])
+def test_reference_path_matches_torchvision(monkeypatch, config):
+    """The plain-op path (what tracing and ONNX export run) is exact as well."""
+    monkeypatch.setattr(dc, '_use_fast_path', lambda *tensors: False)
+    case, params = _make_case(**CASES[config])
+    _assert_matches(*_run('pytorch', case, params), *_run('torchvision', case, params))
+
+
+@pytest.mark.parametrize('wanted', [('input', ), ('offset', ), ('mask', ), ('weight', ), ('bias', ),
+                                    ('offset', 'mask'), ('input', 'weight')])
+def test_only_the_requested_gradients(wanted):
+    case, params = _make_case(offset_groups=2, offset='border')
+    out_pt, grads_pt = _run('pytorch', case, params, requires_grad=wanted)
+    out_tv, grads_tv = _run('torchvision', case, params, requires_grad=wanted)
+    assert set(grads_pt) == set(wanted)
+    _assert_matches(out_pt, grads_pt, out_tv, grads_tv)
+
+
+# work splits of the fast path, as (_BLOCK_ELEMENTS, _CHUNK_ELEMENTS), for the case of test_float32_work_splits: 3
+# images of 6 output rows, each row 10 * 9 * 16 column entries
+ROW = 10 * 9 * 16
+SPLITS = {
+    'default': None,  # one block and chunk
+    'rows': (2 * ROW, ROW),  # blocks of 2 rows, chunks of 1
+    'one_row': (1, 1),
+    'images_per_block': (2 * 6 * ROW, 6 * ROW),  # blocks of 2 images, chunks of 1
+    'images_per_chunk': (3 * 6 * ROW, 2 * 6 * ROW),
+    'images_per_block_rows_per_chunk': (2 * 6 * ROW, 4 * ROW),
+}
+
+
+@pytest.mark.parametrize('split_name, offset_groups', [('default', 1), ('default', 8), ('rows', 1), ('rows', 8),
+                                                       ('one_row', 1), ('images_per_block', 8),
+                                                       ('images_per_chunk', 1), ('images_per_block_rows_per_chunk', 8)])
+def test_float32_work_splits(monkeypatch, split_name, offset_groups):
+    """float32, several images, blocks and chunks: all gradients within 1e-5 norm-wise relative error of
+    torchvision's (the elementwise tolerance of float32 sums is looser)."""
+    split = SPLITS[split_name]
+    if split is not None:
+        monkeypatch.setattr(dc, '_BLOCK_ELEMENTS', split[0])
+        monkeypatch.setattr(dc, '_CHUNK_ELEMENTS', split[1])
+    case, params = _make_case(b=3, c_in=16, c_out=8, size=(6, 10), offset_groups=offset_groups, offset='outside')
+    case = {k: v.float() for k, v in case.items()}
+    case['offset'] = case['offset'] * 0.1 + torch.randn_like(case['offset'])  # mostly inside, some outside
+    _assert_matches(*_run('pytorch', case, params), *_run('torchvision', case, params), rtol=1e-4, atol=1e-4)
 
 
 def test_border_offset_gradient_convention():
@@ -171,31 +247,125 @@ def test_zero_offsets_unit_mask_is_plain_conv(groups):
         torch.testing.assert_close(out, expected, rtol=RTOL, atol=ATOL)
 
 
-def test_gradcheck_pytorch_backend():
+GRADCHECK_CASES = {
+    # 2 channels, 2 offset groups, 2x2 kernel, padding 1: output 3x4, with mask and bias
+    'og2_k2': dict(c_in=2, c_out=2, groups=1, og=2, k=(2, 2), size=(2, 3), stride=1, padding=1, dilation=1, mask=True,
+                   bias=True),
+    # weight groups, stride 2, dilation 2, no mask, no bias, batch 2: output 2x3
+    'groups2_stride2_dilation2': dict(c_in=2, c_out=2, groups=2, og=1, k=(3, 3), size=(4, 5), stride=2, padding=2,
+                                      dilation=2, mask=False, bias=False, b=2),
+}
+
+
+@pytest.mark.parametrize('cfg', list(GRADCHECK_CASES.values()), ids=list(GRADCHECK_CASES))
+def test_gradcheck_pytorch_backend(cfg):
+    """Gradients of the hand-written backward against finite differences (float64). The fractional parts of the
+    offsets are kept in [0.2, 0.8] so that finite differences never cross an integer; some samples fall outside."""
     gen = torch.Generator().manual_seed(3)
-    # 2 channels, 2 offset groups, 2x2 kernel, padding 1: output 3x4. Fractional parts of the offsets are kept in
-    # [0.2, 0.8] so that finite differences never cross an integer; some samples fall outside the image.
-    x = torch.randn(1, 2, 2, 3, generator=gen, dtype=DTYPE, requires_grad=True)
-    offset = (torch.randint(-2, 3, (1, 2 * 2 * 4, 3, 4), generator=gen) + 0.2 +
-              0.6 * torch.rand(1, 2 * 2 * 4, 3, 4, generator=gen, dtype=DTYPE)).requires_grad_()
-    weight = torch.randn(2, 2, 2, 2, generator=gen, dtype=DTYPE, requires_grad=True)
-    bias = torch.randn(2, generator=gen, dtype=DTYPE, requires_grad=True)
-    mask = torch.rand(1, 2 * 4, 3, 4, generator=gen, dtype=DTYPE, requires_grad=True)
+    b, (kh, kw), (h, w) = cfg.get('b', 1), cfg['k'], cfg['size']
+    h_out, w_out = _out_size(h, w, cfg['k'], _pair(cfg['stride']), _pair(cfg['padding']), _pair(cfg['dilation']))
+    og, k = cfg['og'], kh * kw
+    x = torch.randn(b, cfg['c_in'], h, w, generator=gen, dtype=DTYPE, requires_grad=True)
+    offset = (torch.randint(-2, 3, (b, 2 * og * k, h_out, w_out), generator=gen) + 0.2 +
+              0.6 * torch.rand(b, 2 * og * k, h_out, w_out, generator=gen, dtype=DTYPE)).requires_grad_()
+    weight = torch.randn(cfg['c_out'], cfg['c_in'] // cfg['groups'], kh, kw, generator=gen, dtype=DTYPE,
+                         requires_grad=True)
+    bias = torch.randn(cfg['c_out'], generator=gen, dtype=DTYPE, requires_grad=True) if cfg['bias'] else None
+    mask = torch.rand(b, og * k, h_out, w_out, generator=gen, dtype=DTYPE,
+                      requires_grad=True) if cfg['mask'] else None
+    inputs = [t for t in (x, offset, weight, bias, mask) if t is not None]
 
-    def fn(x, offset, weight, bias, mask):
-        return dc._dispatch(x, offset, weight, bias, 1, 1, 1, mask, backend='pytorch')
+    def fn(*args):
+        args = list(args)
+        x, offset, weight = args[:3]
+        bias = args.pop(3) if cfg['bias'] else None
+        mask = args[3] if cfg['mask'] else None
+        return dc._dispatch(x, offset, weight, bias, cfg['stride'], cfg['padding'], cfg['dilation'], mask,
+                            backend='pytorch')
 
-    assert torch.autograd.gradcheck(fn, (x, offset, weight, bias, mask), eps=1e-6, atol=1e-6)
+    assert dc._use_fast_path(x, offset, weight, bias, mask)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
 
 
-def test_float32_and_batch_chunks(monkeypatch):
-    case, params = _make_case(b=3, c_in=8, c_out=8, offset_groups=2)
-    case = {k: v.float() for k, v in case.items()}
-    expected = torchvision.ops.deform_conv2d(**case, **params)
+def test_reference_path_batch_chunks(monkeypatch):
+    monkeypatch.setattr(dc, '_use_fast_path', lambda *tensors: False)
     monkeypatch.setattr(dc, '_MAX_COLUMN_ELEMENTS', 1)  # one image per chunk
+    case, params = _make_case(b=3, c_in=8, c_out=8, offset_groups=2)
+    _assert_matches(*_run('pytorch', case, params), *_run('torchvision', case, params))
+
+
+@pytest.mark.parametrize('fast', [True, False], ids=['fast', 'reference'])
+def test_nan_and_inf_offsets_read_zero(monkeypatch, fast):
+    """A tap at a NaN or infinite position reads 0 (torchvision's kernels do not define it) and, on the fast path,
+    passes no gradient (the plain-op path, for tracing and export, may give NaN gradients there)."""
+    if not fast:
+        monkeypatch.setattr(dc, '_use_fast_path', lambda *tensors: False)
+    case, params = _make_case(b=1, offset_groups=2)
+    bad = torch.zeros_like(case['mask'], dtype=torch.bool)  # (b, og * k, h_out, w_out): the taps made non-finite
+    bad[0, 3, 2, 4] = bad[0, 10, 0, 0] = bad[0, 17, 6, 8] = bad[0, 5, 1, 1] = True
+    offset = case['offset'].clone().view(1, 2 * 9, 2, 7, 9)
+    offset[:, :, 0][bad] = float('nan')  # y
+    offset[:, :, 1][bad.roll(1, dims=2)] = float('inf')  # x of other taps
+    offset[0, 5, 0, 1, 1] = -float('inf')
+    bad = bad | bad.roll(1, dims=2)
+    case['offset'] = offset.view_as(case['offset'])
+    out, grads = _run('pytorch', case, params)
+    # the same as those taps masked out (with finite offsets)
+    zeroed = dict(case, offset=case['offset'].nan_to_num(0., 0., 0.), mask=case['mask'].masked_fill(bad, 0))
+    expected = torchvision.ops.deform_conv2d(**zeroed, **params)
+    torch.testing.assert_close(out, expected, rtol=RTOL, atol=ATOL)
+    if not fast:
+        return
+    for name, grad in grads.items():
+        assert torch.isfinite(grad).all(), name
+    assert not grads['mask'][bad].any()
+    assert not grads['offset'].view(1, 18, 2, 7, 9).permute(0, 2, 1, 3, 4)[:, :, bad[0]].any()
+
+
+def test_double_backward_raises():
+    case, params = _make_case(b=1, size=(5, 5))
+    x = case['input'].requires_grad_()
     with ops.use_backend('pytorch'):
         out = ops.deform_conv2d(**case, **params)
-    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grad_x, = torch.autograd.grad(out.square().sum(), x, create_graph=True)  # first order with create_graph: fine
+    expected, = torch.autograd.grad(torchvision.ops.deform_conv2d(**case, **params).square().sum(), x)
+    torch.testing.assert_close(grad_x, expected, rtol=RTOL, atol=ATOL)
+    with pytest.raises(RuntimeError, match='double backward'):
+        grad_x.sum().backward()
+
+
+@pytest.mark.filterwarnings('ignore::torch.jit.TracerWarning', 'ignore::FutureWarning')
+def test_tracing_uses_plain_ops():
+    """Under torch.jit.trace (and ONNX export) the 'pytorch' backend runs as plain differentiable ops."""
+    case, params = _make_case(b=1, size=(5, 6))
+    module = ops.ModulatedDeformConv(4, 6, 3, padding=1, backend='pytorch').double()
+    with torch.no_grad():
+        module.weight.copy_(case['weight'])
+        module.bias.copy_(case['bias'])
+    args = (case['input'], case['offset'], case['mask'])
+    traced = torch.jit.trace(module, args, check_trace=False)
+    assert 'PythonOp' not in str(traced.graph)
+    torch.testing.assert_close(traced(*args), module(*args), rtol=RTOL, atol=ATOL)
+
+
+def test_empty_batch():
+    case, params = _make_case(b=0)
+    out, grads = _run('pytorch', case, params)
+    out_tv, grads_tv = _run('torchvision', case, params)
+    assert out.shape == out_tv.shape == (0, 6, 7, 9)
+    assert {k: g.shape for k, g in grads.items()} == {k: g.shape for k, g in grads_tv.items()}
+    assert not grads['weight'].any() and not grads['bias'].any()
+
+
+def test_channels_last_and_non_contiguous_arguments():
+    case, params = _make_case(offset_groups=2, offset='border')
+    expected = _run('torchvision', case, params)
+    case['input'] = case['input'].contiguous(memory_format=torch.channels_last)
+    case['offset'] = torch.stack((case['offset'], torch.zeros_like(case['offset'])), dim=-1)[..., 0]  # strided
+    case['mask'] = case['mask'].transpose(0, 1).contiguous().transpose(0, 1)
+    case['weight'] = case['weight'].transpose(2, 3).contiguous().transpose(2, 3)
+    assert not case['offset'].is_contiguous() and not case['mask'].is_contiguous()
+    _assert_matches(*_run('pytorch', case, params), *expected)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
