@@ -19,14 +19,14 @@ torchvision's kernel on CUDA, 'pytorch' on CPU.
 
 Speed on CPU (``python scripts/bench_deform.py``; 2-core AMD EPYC (Zen 4) VM, torch 2.14.1, torchvision 0.29.1, 2
 threads, float32, median of 5, idle machine): for input 1x64x180x320, a 3x3 kernel, 64 output channels, padding 1,
-mask, one offset group, 'pytorch' takes 56 ms forward (2.6x a plain ``F.conv2d`` of the same shape, 21 ms) and
-244 ms forward + backward, 17x faster than torchvision's CPU kernel (587 ms / 4198 ms), with every gradient within
-6e-7 norm-wise relative difference of torchvision's. With 8 offset groups (8x the samples, rows of 8 channels): 93 ms
-forward (3.5x the convolution), 549 ms forward + backward (8x faster than torchvision). At 4x64x64x64: 18x and 8x
-faster for 1 and 8 offset groups, forward 2.5x and 5x the convolution. Tiny inputs are dominated by Python overhead
-(about 2 ms forward, 4 ms forward + backward at 1x16x20x30). With another process keeping one of the two cores busy,
-two intra-op threads wait for each other at every op and forward + backward slows to about 1.2 s (torchvision: 4.6 s);
-one thread then gives 0.49 s.
+mask, one offset group, 'pytorch' takes 50 ms forward (2.4x a plain ``F.conv2d`` of the same shape, 21 ms) and
+256 ms forward + backward, 16x faster than torchvision's CPU kernel (547 ms / 4207 ms), with every gradient within
+5e-7 norm-wise relative difference of torchvision's. With 8 offset groups (8x the samples, rows of 8 channels):
+103 ms forward (4.9x the convolution), 579 ms forward + backward (7.7x faster than torchvision). At 4x64x64x64: 16x
+and 7.5x faster for 1 and 8 offset groups, forward 2.8x and 5.3x the convolution. Tiny inputs are dominated by Python
+overhead (about 2 ms forward, 4 ms forward + backward at 1x16x20x30). The op runs many intra-op parallel regions, so
+it suffers from CPU oversubscription: with another process keeping one of the two cores busy, forward + backward at
+1x64x180x320 took about 1.2 s with 2 threads (torchvision: 4.6 s) but 0.49 s with ``torch.set_num_threads(1)``.
 
 ``ModulatedDeformConv``, ``ModulatedDeformConvPack`` and ``DCNv2Pack`` have BasicSR's parameter layout, so BasicSR
 checkpoints load into them with ``strict=True``.
@@ -159,9 +159,9 @@ def _resolve(name, device=None):
         return name
     # 'auto' = the fastest backend that is exact on the device: torchvision's CUDA kernel on GPUs; on CPU the exact
     # four-corner gather with its hand-written backward ('pytorch', same outputs and gradients as torchvision) runs
-    # forward + backward about 17x faster than torchvision's CPU kernel at 1x64x180x320, 3x3, 64 -> 64, mask, one
-    # offset group (8x with 8 offset groups), its forward 2.6x a plain F.conv2d; measured on 2 idle cores with
-    # `python scripts/bench_deform.py` (see the module docstring).
+    # forward + backward about 16x faster than torchvision's CPU kernel at 1x64x180x320, 3x3, 64 -> 64, mask, one
+    # offset group (7.7x with 8 offset groups), its forward 2.4x a plain F.conv2d (4.9x with 8 offset groups);
+    # measured on 2 idle cores with `python scripts/bench_deform.py` (see the module docstring).
     device = torch.device(device) if device is not None else None
     return 'torchvision' if device is not None and device.type == 'cuda' else 'pytorch'
 
