@@ -271,12 +271,17 @@ def test_tiled_equals_untiled_for_a_local_net_and_auto_tiles_when_memory_is_shor
     assert Restorer(model, tile='auto').plan(150, 170) is None  # plenty of memory: no tiling
 
 
-def test_a_global_net_differs_only_near_tile_borders(tmp_path):
+def test_a_wide_net_differs_only_near_tile_borders():
+    torch.manual_seed(0)
     model = _tiny('SVDN')
-    x = torch.rand(1, 3, 96, 160)
+    _perturb(model.net)  # the untrained SVDN is close to the identity, which any tiling reproduces
+    x = torch.rand(1, 3, 96, 256)
     whole = Restorer(model).image(x)
-    tiled = Restorer(model, tile=96, tile_overlap=64).image(x)
-    assert (tiled - whole).abs().max() < 0.5  # blended, finite, close
+    tiled = Restorer(model, tile=128, tile_overlap=32).image(x)  # tiles at 0, 96, 192: overlaps [96, 128), [192, 224)
+    diff = (tiled - whole).abs().amax(dim=(0, 1, 2))  # per column
+    assert diff.max() > 1e-4  # SVDN sees further than the 8 blanked pixels: the seams show a little
+    assert diff.max() < 1e-2
+    assert diff[:80].max() < 1e-5 and diff[144:176].max() < 1e-5  # far from the overlaps: the untiled result
 
 
 # ---------------------------------------------------------------------------------------------------------------------
