@@ -5,13 +5,22 @@ BasicSR function or method at runtime (never a file in site-packages) and names 
 ``PATCHES`` lists them; ``tests/test_compat.py`` proves each one.
 """
 import collections
+import contextlib
+import copy
+import difflib
+import errno
 import functools
 import importlib
+import inspect
+import math
 import os
+import random
 import sys
+import time
 import types
 from unittest import mock
 
+import numpy as np
 import torch
 
 PATCHES = []
@@ -51,8 +60,8 @@ def registry_errors():
             ret = self._obj_map.get(f'{name}_{suffix}')
         if ret is None:
             known = ', '.join(sorted(self._obj_map))
-            raise KeyError(f"Unknown type '{name}' in the '{self._name}' registry (check `type:` in your option file; "
-                           f'did you `import deblurzoo`?). Registered: {known}')
+            raise KeyError(f"Unknown type '{name}' in the '{self._name}' registry{did_you_mean(name, self._obj_map)} "
+                           f'(check `type:` in your option file; did you `import deblurzoo`?). Registered: {known}')
         return ret
 
     Registry.get = get
@@ -113,13 +122,19 @@ def ddp_on_cpu():
     BaseModel.model_to_device = model_to_device
 
 
-def find_resume_state(opt):
-    """The newest ``<iter>.state`` under the experiment's ``training_states`` folder, or None."""
+def saved_states(opt):
+    """Paths of the ``<iter>.state`` files under the experiment's ``training_states`` folder, newest first."""
     state_dir = opt['path'].get('training_states')
     if not state_dir or not os.path.isdir(state_dir):
-        return None
+        return []
     iters = [int(f[:-len('.state')]) for f in os.listdir(state_dir) if f.endswith('.state') and f[:-6].isdigit()]
-    return os.path.join(state_dir, f'{max(iters)}.state') if iters else None
+    return [os.path.join(state_dir, f'{i}.state') for i in sorted(iters, reverse=True)]
+
+
+def find_resume_state(opt):
+    """The newest ``<iter>.state`` under the experiment's ``training_states`` folder, or None."""
+    states = saved_states(opt)
+    return states[0] if states else None
 
 
 def load_training_state(path, device):
@@ -130,33 +145,65 @@ def load_training_state(path, device):
         raise RuntimeError(f'Cannot load the training state {path}: {err}') from err
 
 
+RESUMED = {}  # the training state the running train_pipeline resumed from ('state'), for resume_mid_epoch
+
+
+def _missing_networks(opt):
+    """The network files ``check_resume`` pointed ``path.pretrain_network_*`` to that do not exist."""
+    return [path for key, path in opt['path'].items()
+            if key.startswith('pretrain_network_') and path and not os.path.isfile(path)]
+
+
 @_patch
 def resume_state():
     """``basicsr.train.load_resume_state`` maps the state with ``storage.cuda(...)`` (fails without CUDA) and
     ``--auto_resume`` looks for states in ``experiments/<name>`` relative to the *working directory* rather than
     the experiment root BasicSR itself writes to. Load onto the model's device and look under
     ``opt['path']['training_states']``. States load with ``weights_only=True``; BasicSR's MultiStepRestartLR keeps
-    its milestones in a ``collections.Counter``, allowed here as a safe global."""
+    its milestones in a ``collections.Counter``, allowed here as a safe global. With ``--auto_resume``, a newest state
+    that cannot be read, or whose network file is missing, is reported and the next older one is used."""
     import basicsr.train
     from basicsr.utils import check_resume
 
     torch.serialization.add_safe_globals([collections.Counter])
 
     def load_resume_state(opt):
-        if opt['auto_resume']:
-            path = find_resume_state(opt)
-            if path is not None:
-                opt['path']['resume_state'] = path
-        else:
-            path = opt['path'].get('resume_state')
-        if path is None:
-            return None
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"path.resume_state: no training state at '{path}'")
+        RESUMED.clear()
         use_cuda = opt.get('num_gpu', 0) != 0 and not _cpu_only()
         device = torch.device('cuda', torch.cuda.current_device()) if use_cuda else torch.device('cpu')
-        state = load_training_state(path, device)
-        check_resume(opt, state['iter'])
+        if opt['auto_resume']:
+            candidates = saved_states(opt)
+        else:
+            candidates = [opt['path']['resume_state']] if opt['path'].get('resume_state') else []
+            if candidates and not os.path.isfile(candidates[0]):
+                raise FileNotFoundError(f"path.resume_state: no training state at '{candidates[0]}'")
+        state, problems = None, []
+        for path in candidates:
+            try:
+                state = load_training_state(path, device)
+            except RuntimeError as err:
+                if not opt['auto_resume']:
+                    raise
+                problems.append(str(err))
+                continue
+            opt['path']['resume_state'] = path
+            check_resume(opt, state['iter'])
+            missing = _missing_networks(opt)
+            if not missing:
+                break
+            if not opt['auto_resume']:
+                raise FileNotFoundError(f"path.resume_state {path}: its network file(s) {', '.join(missing)} are "
+                                        'missing')
+            problems.append(f"{path}: its network file(s) {', '.join(missing)} are missing")
+            state = None
+        for problem in problems:  # BasicSR's logger is not set up yet: print, as BasicSR does here
+            print(f'WARNING: --auto_resume skipped a training state: {problem}', flush=True)
+        if state is None:
+            if problems:
+                raise RuntimeError('--auto_resume: no usable training state in '
+                                   f"{opt['path']['training_states']} ({'; '.join(problems)})")
+            return None
+        RESUMED['state'] = state
         return state
 
     basicsr.train.load_resume_state = load_resume_state
@@ -206,6 +253,331 @@ def video_feed_data_alias():
                 self.gt = self.gt.view(self.gt.shape)
 
     VideoRecurrentModel.feed_data = feed_data
+
+
+def did_you_mean(name, choices):
+    """' (did you mean 'x'?)' for the closest of ``choices`` to ``name`` (case-insensitive), or ''."""
+    lower = {str(c).lower(): c for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), list(lower), n=1, cutoff=0.6)
+    return f' (did you mean {lower[close[0]]!r}?)' if close else ''
+
+
+def _accepted_keys(cls):
+    """(accepted keyword names, required names) of ``cls``'s constructor; None when it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = {name: p.default for name, p in params.items() if p.kind in kinds}
+    return accepted, [name for name, default in accepted.items() if default is inspect.Parameter.empty]
+
+
+def check_constructor_keys(cls, kwargs, what):
+    """Raise a TypeError naming every unknown key of ``kwargs`` (with the closest accepted one) and every missing
+    required key of ``cls``'s constructor, and listing the accepted keys with their defaults; ``what`` names the
+    YAML entry ("network type 'SVDN'")."""
+    keys = _accepted_keys(cls)
+    if keys is None:
+        return
+    accepted, required = keys
+    unknown = [k for k in kwargs if k not in accepted]
+    missing = [k for k in required if k not in kwargs]
+    if not unknown and not missing:
+        return
+    problems = []
+    if unknown:
+        problems.append(f"unknown key(s) {', '.join(repr(key) + did_you_mean(key, accepted) for key in unknown)}")
+    if missing:
+        problems.append(f"missing required key(s) {', '.join(map(repr, missing))}")
+    listing = ', '.join(name if default is inspect.Parameter.empty else f'{name}={default!r}'
+                        for name, default in accepted.items())
+    raise TypeError(f"{what}: {'; '.join(problems)}. Accepted keys: {listing}")
+
+
+@_patch
+def constructor_keys():
+    """``build_network`` and ``build_loss`` call ``cls(**opt)``: a typo in a YAML key fails with Python's bare
+    "__init__() got an unexpected keyword argument" (no accepted keys, no hint) and a missing key with "missing 1
+    required positional argument". Check the keys first and list what the class accepts. Every BasicSR module that
+    imported the two functions gets the checked versions."""
+    import basicsr.archs
+    import basicsr.losses
+    from basicsr.utils import get_root_logger
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY
+
+    def build_network(opt):
+        opt = copy.deepcopy(opt)
+        network_type = opt.pop('type')
+        cls = ARCH_REGISTRY.get(network_type)
+        check_constructor_keys(cls, opt, f"network type '{network_type}'")
+        net = cls(**opt)
+        get_root_logger().info(f'Network [{net.__class__.__name__}] is created.')
+        return net
+
+    def build_loss(opt):
+        opt = copy.deepcopy(opt)
+        loss_type = opt.pop('type')
+        cls = LOSS_REGISTRY.get(loss_type)
+        check_constructor_keys(cls, opt, f"loss type '{loss_type}'")
+        loss = cls(**opt)
+        get_root_logger().info(f'Loss [{loss.__class__.__name__}] is created.')
+        return loss
+
+    for name, replacement in (('build_network', build_network), ('build_loss', build_loss)):
+        original = getattr(basicsr.archs if name == 'build_network' else basicsr.losses, name)
+        for module in list(sys.modules.values()):
+            if module is not None and module.__name__.startswith('basicsr') and \
+                    getattr(module, name, None) is original:
+                setattr(module, name, replacement)
+
+
+@_patch
+def safe_load_network():
+    """``BaseModel.load_network`` (``path.pretrain_network_*``, and every resume) unpickles the file with whatever
+    ``torch.load`` defaults to, fails with a bare KeyError when the checkpoint lacks ``param_key``, and on a wrong
+    checkpoint prints key lists to the log before torch's size-mismatch error. Load with ``weights_only=True``
+    (a checkpoint carrying pickled code is refused, and its code never runs), and name the file, the key and the
+    missing, unexpected and mis-shaped parameters (``deblurzoo.infer.load_state_dict``/``check_state_dict``). As
+    BasicSR: ``params_ema`` falls back to ``params``, a ``module.`` prefix is dropped, and ``strict: false`` loads the
+    parameters that fit and logs the others."""
+    from basicsr.models.base_model import BaseModel
+    from basicsr.utils import get_root_logger
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        from deblurzoo.infer import InferenceError, check_state_dict, load_state_dict
+        logger = get_root_logger()
+        net = self.get_bare_model(net)
+        try:
+            wanted = param_key if param_key in (None, 'params') else [param_key, 'params']
+            state, key = load_state_dict(load_path, wanted)
+            if param_key is not None and key != param_key:
+                logger.info(f'Loading: {param_key} does not exist, use params.')
+            problems = check_state_dict(net, state, load_path, key, strict=strict)
+        except InferenceError as err:
+            raise RuntimeError(f'cannot load {type(net).__name__} weights: {err}') from None
+        if problems:
+            logger.warning(f'Loading {load_path} with strict=False: {problems}; those parameters keep their values')
+            own = net.state_dict()
+            state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+        logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{key}].')
+        net.load_state_dict(state, strict=strict)
+
+    BaseModel.load_network = load_network
+
+
+def _os_error(err):
+    """The first OSError with an errno in ``err``'s chain of causes, or None."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno is not None:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def atomic_save(obj, path, retries=3):
+    """``torch.save(obj, path)`` that never leaves a partial file at ``path``: write ``<path>.tmp`` in the same folder,
+    flush it to disk, then rename it over ``path``. On failure the temporary file is removed and an OSError names
+    ``path``; whatever was at ``path`` before is untouched. ``retries`` tries in all (BasicSR retries for network file
+    systems)."""
+    tmp = f'{path}.tmp'
+    for attempt in range(1, retries + 1):
+        try:
+            with open(tmp, 'wb') as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            return
+        except BaseException as err:  # noqa: BLE001 - also KeyboardInterrupt: never leave the partial file behind
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            if not isinstance(err, Exception):
+                raise
+            if attempt == retries:
+                cause = _os_error(err)  # torch's writer reports a failed write as "unexpected pos ..."
+                reason = cause.strerror if cause is not None else str(err)
+                raise OSError(cause.errno if cause is not None else errno.EIO,
+                              f'cannot save {path} ({reason}); nothing was overwritten and the previous checkpoints '
+                              'are intact: free space or fix the folder, then restart with --auto_resume') from err
+            time.sleep(1)
+
+
+def rng_state():
+    """This process's random-number generator states (Python, NumPy, torch CPU and CUDA), as plain containers and
+    tensors that ``torch.load(weights_only=True)`` reads back."""
+    name, keys, *rest = np.random.get_state()
+    state = {'python': random.getstate(), 'numpy': (name, torch.from_numpy(keys.astype(np.int64)), *rest),
+             'torch': torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore what :func:`rng_state` returned."""
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state['python']))
+    name, keys, *rest = state['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@_patch
+def atomic_checkpoints():
+    """``save_network``/``save_training_state`` ``torch.save`` straight to the final name, and after three failures
+    only log a warning ("Just ignore it") and train on: a kill or a full disk mid-write leaves a truncated newest
+    checkpoint, which ``--auto_resume`` then picks, or no checkpoint at all without anyone noticing. Write atomically
+    (:func:`atomic_save`) and raise when a checkpoint cannot be written (the network file is written before the
+    training state, so a state always has its network). Training states also keep every rank's random-number
+    generator states (``rng``), so a resumed run continues the random crops, flips and sampling of the interrupted
+    one (``resume_mid_epoch``)."""
+    from torch import distributed as dist
+    from basicsr.models.base_model import BaseModel
+    from basicsr.utils.dist_util import get_dist_info, master_only
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        label = 'latest' if current_iter == -1 else current_iter
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError(f'save_network: {len(nets)} networks but {len(keys)} param keys')
+        save_dict = {}
+        for net_, key in zip(nets, keys):
+            state_dict = self.get_bare_model(net_).state_dict()
+            save_dict[key] = {k[len('module.'):] if k.startswith('module.') else k: v.cpu()
+                              for k, v in state_dict.items()}
+        atomic_save(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    def save_training_state(self, epoch, current_iter):
+        if current_iter == -1:
+            return
+        rank, world_size = get_dist_info()
+        rngs = [rng_state()]
+        if world_size > 1:  # every rank calls this (SRModel.save): gather each rank's generators on rank 0
+            rngs = [None] * world_size
+            dist.all_gather_object(rngs, rng_state())
+        if rank != 0:
+            return
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers], 'rng': rngs}
+        atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    BaseModel.save_network = save_network
+    BaseModel.save_training_state = save_training_state
+
+
+@_patch
+def resume_mid_epoch():
+    """BasicSR's training loop starts a resumed run at the beginning of the saved epoch, so it trains again on the
+    batches it already saw in that epoch, with fresh random crops (Python/NumPy/torch generators are not saved).
+    It also counts ``ceil(len(dataset) / batch)`` iterations per epoch while its loader drops the last incomplete
+    batch, so it can stop before ``total_iter``, and a training set smaller than one batch trains on nothing and
+    exits silently. Here the epochs count the loader's real batches, an empty loader is an error naming the
+    dataset, and a resumed run skips the batches of the saved epoch it already trained on and restores the
+    generators of the state's rank just before drawing its first batch. With ``num_worker_per_gpu: 0`` the resumed
+    run then repeats the uninterrupted run's steps exactly; with workers, the same images in the same order, but
+    the workers' random crops differ (BasicSR seeds workers afresh every epoch)."""
+    import basicsr.train
+    from basicsr.data.data_sampler import EnlargedSampler
+    from basicsr.utils import get_root_logger
+    from basicsr.utils.dist_util import get_dist_info
+
+    original_create = basicsr.train.create_train_val_dataloader
+    original_iter = EnlargedSampler.__iter__
+
+    def sampler_iter(self):
+        resume, self.resume = getattr(self, 'resume', None), None
+        indices = list(original_iter(self))
+        if resume is None:
+            return iter(indices)
+        if resume['rng'] is not None:
+            set_rng_state(resume['rng'])
+        return iter(indices[resume['skip']:])
+
+    def create_train_val_dataloader(opt, logger):
+        train_loader, train_sampler, val_loaders, total_epochs, total_iters = original_create(opt, logger)
+        batches = len(train_loader)  # BasicSR's loader drops the last incomplete batch
+        if batches == 0:
+            train_opt = opt['datasets']['train']
+            raise ValueError(
+                f"datasets.train '{train_opt.get('name', '')}': {len(train_loader.dataset)} samples (x "
+                f"dataset_enlarge_ratio {train_opt.get('dataset_enlarge_ratio', 1)}, over {opt['world_size']} "
+                f"process(es)) make no full batch of batch_size_per_gpu {train_opt['batch_size_per_gpu']}; lower "
+                'batch_size_per_gpu or raise dataset_enlarge_ratio')
+        total_epochs = math.ceil(total_iters / batches)
+        logger.info(f'Training batches per epoch: {batches}; epochs: {total_epochs}.')
+        state = RESUMED.get('state')
+        if state is not None:
+            rank, world_size = get_dist_info()
+            done = state['iter'] - state['epoch'] * batches  # batches of the saved epoch already trained on
+            rngs = state.get('rng') or []
+            rng = rngs[rank] if len(rngs) == world_size else None
+            if not 0 <= done <= batches:
+                get_root_logger().warning(
+                    f"Resuming: iteration {state['iter']} does not fall in epoch {state['epoch']} of {batches} batches "
+                    '(the training set, batch size or process count changed?); the epoch restarts from its start')
+                done = 0
+            if rng is None:
+                get_root_logger().warning(f'Resuming: the training state has no random-generator state for '
+                                          f'{world_size} process(es); random crops will differ from an '
+                                          'uninterrupted run')
+            logger.info(f"Resuming inside epoch {state['epoch']}: skipping its first {done} batch(es)")
+            train_sampler.resume = {'skip': done * opt['datasets']['train']['batch_size_per_gpu'], 'rng': rng}
+        return train_loader, train_sampler, val_loaders, total_epochs, total_iters
+
+    EnlargedSampler.__iter__ = sampler_iter
+    basicsr.train.create_train_val_dataloader = create_train_val_dataloader
+
+
+def _probe_writable(folder, what):
+    """Create ``folder`` if needed and write a file in it; an OSError names the folder and the option to change."""
+    probe = os.path.join(folder, f'.deblurzoo_write_test_{os.getpid()}')
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(probe, 'w') as f:
+            f.write('ok')
+        os.remove(probe)
+    except OSError as err:
+        raise OSError(err.errno, f'{what} {folder} is not writable ({err.strerror}); fix its permissions or choose '
+                      'another folder (path.experiments_root in the option file)') from None
+
+
+SAVED_FOLDERS = ('models', 'training_states', 'log')  # what BasicSR's parse_options puts in an experiment folder
+
+
+@_patch
+def experiment_dirs():
+    """An experiment folder that cannot be created or written fails in ``make_exp_dirs`` with a bare OSError, or,
+    when resuming, only at the first checkpoint, after ``save_checkpoint_freq`` iterations of training (BasicSR
+    then logs a warning and trains on without checkpoints). Check that the experiment's folders can be written
+    before anything is trained (rank 0), with an error naming the folder."""
+    import basicsr.train
+    from basicsr.utils.dist_util import master_only
+
+    original_make = basicsr.train.make_exp_dirs
+    original_copy = basicsr.train.copy_opt_file
+
+    def make_exp_dirs(opt):
+        root = opt['path']['experiments_root' if opt['is_train'] else 'results_root']
+        try:
+            original_make(opt)
+        except OSError as err:
+            raise OSError(err.errno, f'cannot create the experiment folder {root} ({err.strerror}); fix its '
+                          'permissions or choose another folder (path.experiments_root in the option file)') from None
+
+    @master_only
+    def copy_opt_file(opt_file, experiments_root):
+        for folder in [experiments_root] + [os.path.join(experiments_root, sub) for sub in SAVED_FOLDERS]:
+            _probe_writable(folder, 'the experiment folder')
+        original_copy(opt_file, experiments_root)
+
+    basicsr.train.make_exp_dirs = make_exp_dirs
+    basicsr.train.copy_opt_file = copy_opt_file
 
 
 def apply():

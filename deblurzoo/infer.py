@@ -22,6 +22,13 @@ tiles only when the input would not fit ``--max-memory``), blended across the ov
 test_time.py``). ``--self-ensemble`` averages flipped/rotated copies; ``--fp16`` runs CUDA in half precision;
 ``--side-by-side`` writes input and result next to each other. Existing outputs are never overwritten without
 ``--overwrite``.
+
+Bad input stops with one line naming the file, key or value (exit status 2), before anything is written where it can
+be known early: unreadable, empty or truncated images (a truncated JPEG, which OpenCV would silently fill with grey,
+included), checkpoints that are not checkpoints, are truncated, carry pickled code, hold NaN weights or do not fit the
+arch (its keys named), option files with unknown or missing constructor arguments (the accepted ones listed, the
+closest suggested), and output folders that cannot be written. A result holding NaN or inf is refused rather than
+written; :class:`Restorer` also refuses inputs that hold them (a ``ValueError``).
 """
 import argparse
 import collections
@@ -30,6 +37,7 @@ import os
 import os.path as osp
 import pickle
 import sys
+import zipfile
 
 import cv2
 import numpy as np
@@ -40,6 +48,7 @@ from tqdm import tqdm
 import deblurzoo  # noqa: F401  (registers the archs; patches BasicSR first)
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
+from deblurzoo.compat import check_constructor_keys, did_you_mean
 from deblurzoo.models.deblur_model import split_output
 from deblurzoo.models.test_time import (ensemble_size, ensemble_stream, measure_peak_memory, plan_tile,
                                         self_ensemble, tiled, tiled_stream)
@@ -50,8 +59,11 @@ FOURCC = {'.avi': 'MJPG'}  # others: mp4v
 PARAM_KEYS = ('params_ema', 'params', 'state_dict')
 
 
-class InferenceError(Exception):
-    """A problem with the user's input, options or files; the CLI prints it without a traceback."""
+class InferenceError(ValueError):
+    """A problem with the user's input, options or files; the CLI prints it without a traceback.
+
+    A ``ValueError``, so that API callers can catch bad values (e.g. a tensor holding NaN) the usual way.
+    """
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -64,28 +76,49 @@ def load_state_dict(path, param_key=None):
 
     Args:
         path (str): A BasicSR checkpoint ({'params': ..., 'params_ema': ...}) or a bare state dict.
-        param_key (str | None): The key to read; None: 'params_ema', else 'params', else 'state_dict', else the
-            whole file when it is a state dict.
+        param_key (str | list[str] | None): The key to read (of a list: the first the file has); None: 'params_ema',
+            else 'params', else 'state_dict', else the whole file when it is a state dict.
 
     Returns:
         tuple[dict, str | None]: The state dict (a 'module.' prefix, from DDP, removed) and the key it came from.
     """
     if not osp.isfile(path):
         raise InferenceError(f'checkpoint not found: {path}')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        raise InferenceError(f'checkpoint {path} is empty (0 bytes)')
+    is_zip = head.startswith(b'PK')
+    if not is_zip and head[0] != 0x80:  # torch.save writes a zip archive (or, before 1.6, a pickle of protocol 2+)
+        raise InferenceError(f'{path} is not a PyTorch checkpoint (torch.save writes a zip archive or a pickle; this '
+                             f'file starts with {head!r})')
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
+        # torch's message is a page of advice; keep what the unpickler found
+        text = ' '.join(str(err).split())
+        found = text.split('WeightsUnpickler error:', 1)[-1].split(' Check the documentation')[0]
+        found = found.split('. Please')[0].strip()
         raise InferenceError(f'refusing to load {path}: it holds Python objects other than tensors and plain '
                              f'containers, which could run code when unpickled (deblurzoo loads checkpoints with '
-                             f'weights_only=True). Re-save its state dict from a trusted environment. '
-                             f'({err})') from None
+                             f'weights_only=True; found: {found}). Re-save its state dict from a trusted '
+                             f'environment.') from None
     except Exception as err:  # noqa: BLE001 - truncated or not a checkpoint: say which file
-        raise InferenceError(f'cannot read checkpoint {path}: {err}') from None
+        if is_zip and not zipfile.is_zipfile(path):
+            detail = 'truncated or damaged (its zip archive lacks the central directory that torch.save writes last)'
+        elif isinstance(err, EOFError) or 'EOF' in str(err):
+            detail = f'truncated ({type(err).__name__}: {err or "it ends in the middle of its data"})'
+        else:
+            detail = f'{type(err).__name__}: {err}'
+        raise InferenceError(f'cannot read checkpoint {path}: {detail}') from None
     if not isinstance(ckpt, dict):
         raise InferenceError(f'checkpoint {path} holds a {type(ckpt).__name__}, not a state dict')
     if param_key is not None:
-        if param_key not in ckpt:
-            raise InferenceError(f'checkpoint {path} has no key {param_key!r}; it has: {", ".join(map(str, ckpt))}')
+        wanted = [param_key] if isinstance(param_key, str) else list(param_key)
+        param_key = next((key for key in wanted if key in ckpt), None)
+        if param_key is None:
+            raise InferenceError(f'checkpoint {path} has no key {" or ".join(map(repr, wanted))}; it has: '
+                                 f'{", ".join(map(str, ckpt))}')
         state = ckpt[param_key]
     else:
         param_key = next((key for key in PARAM_KEYS if isinstance(ckpt.get(key), dict)), None)
@@ -94,6 +127,11 @@ def load_state_dict(path, param_key=None):
         raise InferenceError(f'checkpoint {path} is not a state dict (keys: {", ".join(map(str, ckpt))}); pass '
                              f'--param-key for the one that holds the weights')
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    broken = [k for k, v in state.items() if v.is_floating_point() and torch.isnan(v).any()]
+    if broken:  # NaN only: an inf can be meant (a mask buffer)
+        raise InferenceError(f'checkpoint {path}' + (f" ['{param_key}']" if param_key else '') + f' has NaN '
+                             f'weights in {len(broken)} tensor(s): {_list(broken)}; the net would give NaN images '
+                             f'(a training run that diverged, or a damaged file)')
     return state, param_key
 
 
@@ -103,26 +141,42 @@ def _list(keys, limit=8):
     return ', '.join(keys[:limit]) + more
 
 
-def load_weights(net, path, param_key=None, arch=None):
-    """Load a checkpoint into ``net`` strictly; a mismatch names the missing, unexpected and mis-shaped keys."""
-    state, key = load_state_dict(path, param_key)
+def check_state_dict(net, state, path, key=None, arch=None, strict=True):
+    """Compare a checkpoint's state dict with ``net``'s: the missing, unexpected and mis-shaped keys, named.
+
+    Args:
+        net (nn.Module): The network the weights are for.
+        state (dict): The checkpoint's state dict (:func:`load_state_dict`).
+        path (str): The checkpoint, for messages; ``key``: the checkpoint key it came from.
+        arch (str | None): The net's name in messages; None: its class name.
+        strict (bool): Raise an :class:`InferenceError` on any difference; otherwise return them. Default: True.
+
+    Returns:
+        str: The differences ('' if none), when not ``strict``.
+    """
     own = net.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)
     shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in sorted(set(own) & set(state))
               if state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        problems = []
-        if missing:
-            problems.append(f'missing keys ({len(missing)}): {_list(missing)}')
-        if unexpected:
-            problems.append(f'unexpected keys ({len(unexpected)}): {_list(unexpected)}')
-        if shapes:
-            problems.append(f'shape mismatches (checkpoint vs net) ({len(shapes)}): {_list(shapes, 4)}')
-        name = arch or type(net).__name__
-        raise InferenceError(f'checkpoint {path}' + (f" ['{key}']" if key else '') + f' does not fit {name} as '
-                             f'configured (wrong arch, or constructor arguments that differ from training): '
-                             + '; '.join(problems))
+    problems = []
+    if missing:
+        problems.append(f'missing keys ({len(missing)}): {_list(missing)}')
+    if unexpected:
+        problems.append(f'unexpected keys ({len(unexpected)}): {_list(unexpected)}')
+    if shapes:
+        problems.append(f'shape mismatches (checkpoint vs net) ({len(shapes)}): {_list(shapes, 4)}')
+    if problems and strict:
+        raise InferenceError(f'checkpoint {path}' + (f" ['{key}']" if key else '') + f' does not fit '
+                             f'{arch or type(net).__name__} as configured (wrong arch, or constructor arguments that '
+                             'differ from training): ' + '; '.join(problems))
+    return '; '.join(problems)
+
+
+def load_weights(net, path, param_key=None, arch=None):
+    """Load a checkpoint into ``net`` strictly; a mismatch names the missing, unexpected and mis-shaped keys."""
+    state, key = load_state_dict(path, param_key)
+    check_state_dict(net, state, path, key, arch)
     net.load_state_dict(state, strict=True)
     return key
 
@@ -157,15 +211,30 @@ class LoadedModel:
         return next(itertools.chain(self.net.parameters(), self.net.buffers(), [torch.empty(0)])).device
 
 
+def _arch_class(name):
+    """The class registered as ``name`` (or BasicSR's ``name_basicsr``, as ``ARCH_REGISTRY.get`` finds it), or None."""
+    registry = ARCH_REGISTRY._obj_map
+    return registry.get(name) or registry.get(f'{name}_basicsr')
+
+
 def _build(network_opt, key):
     if not isinstance(network_opt, dict) or 'type' not in network_opt:
         raise InferenceError(f'{key}: a mapping with a type: (an arch name), got {network_opt!r}')
+    arch = network_opt['type']
+    cls = _arch_class(arch) if isinstance(arch, str) else None
+    if cls is None:
+        raise InferenceError(f'{key}.type: no arch {arch!r} is registered' + did_you_mean(arch, ARCH_REGISTRY._obj_map)
+                             + f'; registered: {", ".join(sorted(ARCH_REGISTRY._obj_map))}')
+    kwargs = {k: v for k, v in network_opt.items() if k != 'type'}
+    try:
+        check_constructor_keys(cls, kwargs, f'{key}: {arch}')
+    except TypeError as err:
+        raise InferenceError(str(err)) from None
     try:
         return build_network(dict(network_opt))
-    except KeyError as err:
-        raise InferenceError(f'{key}.type: {err.args[0]}') from None
-    except TypeError as err:  # unknown or missing constructor keys
-        raise InferenceError(f'{key}: {err}') from None
+    except (TypeError, ValueError, AssertionError, RuntimeError) as err:  # a value the constructor cannot take
+        raise InferenceError(f'{key}: {arch}({", ".join(f"{k}={v!r}" for k, v in kwargs.items())}) failed: '
+                             f'{type(err).__name__}: {err}') from None
 
 
 def resolve_device(device='auto'):
@@ -204,15 +273,21 @@ def load_model(model, weights=None, param_key=None, device='cpu'):
             try:
                 opt = yaml.safe_load(f) or {}
             except yaml.YAMLError as err:
-                raise InferenceError(f'cannot parse option file {model}: {err}') from None
+                mark = getattr(err, 'problem_mark', None)
+                where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
+                raise InferenceError(f'cannot parse option file {model}{where}: '
+                                     f'{getattr(err, "problem", None) or err}') from None
+        if not isinstance(opt, dict):
+            raise InferenceError(f'option file {model} holds a {type(opt).__name__}, not a mapping of options')
         if 'network_g' not in opt:
             raise InferenceError(f'option file {model} has no network_g')
         network_opt = opt['network_g']
     elif model in ARCH_REGISTRY._obj_map:
         network_opt = {'type': model}
     else:
-        raise InferenceError(f'--model {model!r} is neither an option file nor a registered arch; registered: '
-                             f'{", ".join(sorted(ARCH_REGISTRY._obj_map))}')
+        raise InferenceError(f'--model {model!r} is neither an option file nor a registered arch'
+                             + did_you_mean(model, ARCH_REGISTRY._obj_map)
+                             + f'; registered: {", ".join(sorted(ARCH_REGISTRY._obj_map))}')
     path_opt = opt.get('path') or {}
     net = _build(network_opt, 'network_g')
     weights = weights or path_opt.get('pretrain_network_g')
@@ -228,13 +303,22 @@ def load_model(model, weights=None, param_key=None, device='cpu'):
             raise InferenceError(f'{model}: network_stage1 needs path.pretrain_network_stage1')
         load_weights(stage1, stage1_weights, path_opt.get('param_key_stage1'), opt['network_stage1']['type'])
         stage1 = stage1.to(device).eval().requires_grad_(False)
-    num = ensemble_size((opt.get('val') or {}).get('self_ensemble'))
+    try:
+        num = ensemble_size((opt.get('val') or {}).get('self_ensemble'))
+    except ValueError as err:
+        raise InferenceError(f'{model}: {err}') from None
     return LoadedModel(net.to(device).eval().requires_grad_(False), network_opt, weights, stage1, num)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # restoring tensors
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def _nonfinite(t):
+    """'3 NaN and 1 inf values' (how many of ``t``'s values are not finite)."""
+    nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+    return ' and '.join(f'{n} {what}' for n, what in ((nan, 'NaN'), (inf, 'inf')) if n) + ' values'
 
 
 def sliding_windows(frames, num_frame):
@@ -329,22 +413,53 @@ class Restorer:
     def _restore_one(self, x):
         """One untiled pass for an image (1, 3, h, w): stage 1 if any, then the net (a clip of copies for window
         nets, one step for recurrent nets)."""
-        return next(self.video(iter((x, )), tile=None))
+        return next(self._video(iter((x, )), tile=None))
 
     def _image_fn(self, net, tile):
         fn = (lambda x: self._call(net, x))
         return fn if tile is None else (lambda x: tiled(lambda t: self._call(net, t), x, tile, self.tile_overlap))
 
-    def image(self, x):
-        """Restore one image (1, 3, h, w) in [0, 1] (a video net sees it as a one-frame video)."""
+    @staticmethod
+    def _check_input(x, name):
+        if not torch.isfinite(x).all():
+            raise InferenceError(f'{name} holds {_nonfinite(x)}; inputs must be finite (pixels in [0, 1])')
+        return x
+
+    def _check_output(self, y, name):
+        """Refuse a result with NaN/inf (a broken checkpoint, or float16 overflow) rather than write a garbage image."""
+        if not torch.isfinite(y).all():
+            weights = f' with the weights in {self.model.weights}' if self.model.weights else ' (no weights loaded)'
+            hint = '; float16 can overflow: try without --fp16' if self.fp16 else ''
+            raise InferenceError(f'{self.model.arch}{weights} gave {_nonfinite(y)} for {name}; refusing to return a '
+                                 f'broken result (the checkpoint is damaged or does not suit this input){hint}')
+        return y
+
+    def image(self, x, name='input tensor'):
+        """Restore one image (1, 3, h, w) in [0, 1] (a video net sees it as a one-frame video).
+
+        Raises:
+            InferenceError (a ValueError): ``x`` holds NaN or inf, or the net gives NaN or inf; ``name`` (the file)
+                is named in the message.
+        """
         if self.model.kind != 'image' or self.model.stage1 is not None:
-            return next(self.video(iter((x, ))))
+            return next(self.video(iter((x, )), name=lambda i: name))
+        self._check_input(x, name)
         fn = self._image_fn(self.model.net, self.plan(*x.shape[-2:]))
         with torch.inference_mode():
-            return self_ensemble(fn, x, self.num)
+            return self._check_output(self_ensemble(fn, x, self.num), name)
 
-    def video(self, frames, tile='plan'):
-        """Restore a stream of frames (1, 3, h, w) in [0, 1]; yields one restored frame per input frame, in order."""
+    def video(self, frames, tile='plan', name='input frame'):
+        """Restore a stream of frames (1, 3, h, w) in [0, 1]; yields one restored frame per input frame, in order.
+
+        ``name``: what errors call frame i: ``f'{name} {i}'``, or ``name(i)`` when it is callable. A frame holding
+        NaN or inf, or a result holding them, raises :class:`InferenceError` (a ValueError).
+        """
+        label = name if callable(name) else (lambda i: f'{name} {i}')
+        checked = (self._check_input(frame, label(i)) for i, frame in enumerate(frames))
+        for i, out in enumerate(self._video(checked, tile)):
+            yield self._check_output(out, label(i))
+
+    def _video(self, frames, tile):
         frames = iter(frames)
         first = next(frames, None)
         if first is None:
@@ -375,6 +490,41 @@ class Restorer:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def jpeg_is_complete(data):
+    """Whether the JPEG stream at the start of ``data`` reaches its end-of-image marker (FFD9).
+
+    OpenCV decodes a truncated JPEG without an error, filling the missing part with grey. This walks the marker
+    segments (skipping their payloads, so that an EXIF thumbnail's own FFD9 does not count) and the entropy-coded
+    data after each start of scan; bytes after the end of image (e.g. a motion photo's video) are allowed.
+    """
+    n, pos = len(data), 2
+    while True:
+        pos = data.find(b'\xff', pos)
+        if pos < 0 or pos + 1 >= n:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return True
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length: stuffing, TEM, SOI, restarts
+            pos += 2
+            continue
+        if pos + 3 >= n:
+            return False
+        pos += 2 + ((data[pos + 2] << 8) | data[pos + 3])
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker other than FF00 and restarts
+            while True:
+                pos = data.find(b'\xff', pos)
+                if pos < 0 or pos + 1 >= n:
+                    return False
+                if data[pos + 1] == 0x00 or 0xD0 <= data[pos + 1] <= 0xD7 or data[pos + 1] == 0xFF:
+                    pos += 1 if data[pos + 1] == 0xFF else 2
+                    continue
+                break
+
+
 def read_image(path):
     """Read an 8- or 16-bit grayscale, RGB or RGBA image.
 
@@ -389,6 +539,11 @@ def read_image(path):
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InferenceError(f'cannot read image {path}: corrupt, truncated or not an image format OpenCV reads')
+    with open(path, 'rb') as f:
+        head = f.read(2)
+        if head == b'\xff\xd8' and not jpeg_is_complete(head + f.read()):
+            raise InferenceError(f'cannot read image {path}: truncated JPEG (it ends before its end-of-image marker; '
+                                 f'OpenCV would fill the missing part with grey)')
     if img.dtype not in (np.uint8, np.uint16):
         raise InferenceError(f'{path}: {img.dtype} pixels are not supported (8- or 16-bit images only)')
     if img.ndim == 3 and img.shape[2] == 1:
@@ -417,11 +572,20 @@ def _to_layout(rgb, info):
     return bgr
 
 
+def _makedirs(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise InferenceError(f'cannot create output folder {folder}: {err.strerror or err}') from None
+
+
 def write_image(path, rgb, info):
     """Write an RGB float image in the layout ``info`` recorded (:func:`read_image`)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    _makedirs(osp.dirname(osp.abspath(path)))
     if not cv2.imwrite(path, _to_layout(rgb, info)):
-        raise InferenceError(f'cannot write {path}')
+        folder = osp.dirname(osp.abspath(path))
+        why = '' if os.access(folder, os.W_OK) else f': folder {folder} is not writable'
+        raise InferenceError(f'cannot write {path}{why}')
 
 
 def check_writable_format(path, info=None):
@@ -475,7 +639,7 @@ class VideoWriter:
     def write(self, rgb):
         bgr = cv2.cvtColor((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR)
         if self.writer is None:
-            os.makedirs(osp.dirname(osp.abspath(self.path)), exist_ok=True)
+            _makedirs(osp.dirname(osp.abspath(self.path)))
             fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(osp.splitext(self.path)[1].lower(), 'mp4v'))
             self.writer = cv2.VideoWriter(self.path, fourcc, self.fps, (bgr.shape[1], bgr.shape[0]))
             if not self.writer.isOpened():
@@ -533,15 +697,34 @@ def _targets(jobs):
         yield from (target if kind == 'sequence' else [target])
 
 
+def _check_folder(target, checked):
+    """Refuse, before any work, a target whose folder cannot be made or written (``checked``: folders seen)."""
+    folder = osp.dirname(osp.abspath(target))
+    if folder in checked:
+        return
+    checked.add(folder)
+    existing = folder
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        raise InferenceError(f'--output {target}: {existing} is a file, so no folder can be made there')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InferenceError(f'--output {target}: folder {existing} is not writable (permission denied)')
+
+
 def check_targets(jobs, overwrite):
-    """Refuse to overwrite an input, or an existing output without ``overwrite``; check the image formats."""
+    """Refuse to overwrite an input, or an existing output without ``overwrite``; refuse targets in folders that
+    cannot be written; check the image formats."""
     sources = {osp.realpath(s) for kind, src, _ in jobs for s in (src if kind == 'sequence' else [src])}
-    existing = []
+    existing, folders = [], set()
     for target in _targets(jobs):
         if osp.realpath(target) in sources:
             raise InferenceError(f'--output would overwrite the input {target}; choose another output path')
+        if osp.isdir(target):
+            raise InferenceError(f'--output {target} is a folder; it cannot be replaced by a file')
         if osp.exists(target):
             existing.append(target)
+        _check_folder(target, folders)
         if kind_of(target) == 'image':
             check_writable_format(target)
     if existing and not overwrite:
@@ -552,7 +735,7 @@ def check_targets(jobs, overwrite):
 def run_image(restorer, source, target, device, sbs=False):
     rgb, info = read_image(source)
     check_writable_format(target, info)
-    out = to_array(restorer.image(to_tensor(rgb, device)))
+    out = to_array(restorer.image(to_tensor(rgb, device), name=source))
     write_image(target, side_by_side(rgb, out) if sbs else out, info)
 
 
@@ -572,7 +755,7 @@ def run_sequence(restorer, sources, targets, device, sbs=False, progress=True):
             yield to_tensor(rgb, device)
 
     bar = tqdm(total=len(sources), unit='frame', disable=not progress, leave=False)
-    for i, out in enumerate(restorer.video(frames())):
+    for i, out in enumerate(restorer.video(frames(), name=lambda i: sources[i])):
         rgb, info = infos[i]
         infos[i] = None  # only the frames a window or look-ahead still needs stay in memory
         write_image(targets[i], side_by_side(rgb, to_array(out)) if sbs else to_array(out), info)
@@ -592,7 +775,7 @@ def run_video(restorer, source, target, device, sbs=False, progress=True):
     writer = VideoWriter(target, fps)
     bar = tqdm(total=count, unit='frame', disable=not progress, leave=False)
     try:
-        for out in restorer.video(tensors()):
+        for out in restorer.video(tensors(), name=f'{source} frame'):
             rgb = inputs.popleft()
             writer.write(side_by_side(rgb, to_array(out)) if sbs else to_array(out))
             bar.update()
@@ -667,8 +850,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         written = infer(args)
-    except (InferenceError, MemoryError) as err:
-        print(f'deblurzoo-infer: error: {err}', file=sys.stderr)
+    except (InferenceError, MemoryError, OSError) as err:  # OSError: disk full, a file vanished, ... (it names them)
+        print(f'deblurzoo-infer: error: {" ".join(str(err).split())}', file=sys.stderr)  # on one line
         return 2
     if not args.quiet:
         where = written[0] if len(written) == 1 else f'{len(written)} files under {args.output}'

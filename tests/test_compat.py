@@ -1,6 +1,7 @@
 """Each BasicSR 1.4.2 patch in deblurzoo.compat, proven on this (GPU-less) machine."""
 import collections
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -61,14 +62,35 @@ def _resume_opt(tmp_path, auto_resume):
     }
 
 
-def test_auto_resume_finds_newest_state_under_experiment_root_and_maps_to_cpu(tmp_path, monkeypatch):
-    import basicsr.train
-    opt = _resume_opt(tmp_path, auto_resume=True)
+def _save_states(opt, iters, networks=None):
+    """Training states (and, for ``networks`` (default: all), their network files) as BasicSR saves them."""
     os.makedirs(opt['path']['training_states'])
-    for it in (2, 10, 9):  # newest by iteration, not by name order
+    os.makedirs(opt['path']['models'])
+    for it in iters:
         state = {'epoch': 0, 'iter': it, 'optimizers': [{'t': torch.ones(2)}],
                  'schedulers': [{'milestones': collections.Counter([5])}]}
         torch.save(state, os.path.join(opt['path']['training_states'], f'{it}.state'))
+        if networks is None or it in networks:
+            torch.save({'params': {}}, os.path.join(opt['path']['models'], f'net_g_{it}.pth'))
+
+
+def test_auto_resume_falls_back_past_a_state_without_its_network_or_unreadable(tmp_path, capsys):
+    import basicsr.train
+    opt = _resume_opt(tmp_path, auto_resume=True)
+    _save_states(opt, (4, 6, 8), networks=(4, 6))
+    with open(os.path.join(opt['path']['training_states'], '6.state'), 'r+b') as f:
+        f.truncate(50)
+    state = basicsr.train.load_resume_state(opt)
+    assert state['iter'] == 4 and opt['path']['pretrain_network_g'].endswith('net_g_4.pth')
+    out = capsys.readouterr().out
+    assert re.search(r'skipped a training state: \S+8\.state: its network file\(s\) \S+net_g_8\.pth are missing', out)
+    assert re.search(r'skipped a training state: Cannot load the training state \S+6\.state', out)
+
+
+def test_auto_resume_finds_newest_state_under_experiment_root_and_maps_to_cpu(tmp_path, monkeypatch):
+    import basicsr.train
+    opt = _resume_opt(tmp_path, auto_resume=True)
+    _save_states(opt, (2, 10, 9))  # newest by iteration, not by name order
     elsewhere = tmp_path / 'elsewhere'
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # BasicSR looked in ./experiments/<name> relative to the working directory

@@ -315,6 +315,14 @@ def test_bad_files_are_named(tmp_path, capsys):
     assert 'the input is an image' in _error(capsys, *base, '--input', good, '--output', tmp_path / 'o.mp4')
 
 
+@pytest.mark.parametrize('params', [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], [cv2.IMWRITE_JPEG_RST_INTERVAL, 1]],
+                         ids=['baseline', 'progressive', 'restart-markers'])
+def test_a_jpeg_cut_anywhere_is_incomplete(params):
+    data = cv2.imencode('.jpg', cv2.GaussianBlur(_image(48, 64), (0, 0), 2), params)[1].tobytes()
+    assert infer.jpeg_is_complete(data) and infer.jpeg_is_complete(data + b'trailer')
+    assert not [cut for cut in range(2, len(data)) if infer.jpeg_is_complete(data[:cut])]
+
+
 def test_outputs_are_never_overwritten_without_asking(tmp_path, capsys):
     ckpt, _ = _save(tmp_path, 'AtrousNet')
     model = _option(tmp_path, 'AtrousNet', ckpt)

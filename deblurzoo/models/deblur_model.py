@@ -11,6 +11,9 @@ Differences from ``SRModel`` (and only these):
   images;
 - options are never mutated (``SRModel`` pops ``type`` out of ``optim_g`` and ``scheduler``);
 - schedulers: BasicSR's plus ``PolyLR``;
+- a step whose loss or gradients are not finite never updates the parameters: ``train.nan_policy: stop`` (default)
+  stops training with a message naming the iteration, the loss terms and the newest checkpoint; ``skip`` drops the
+  step (a warning in the log), up to ``train.nan_skip_limit`` (default 100) steps in a row;
 - test-time inference goes through the bare network (not its DDP wrapper) in :meth:`DeblurTraining.inference`, the
   one place test-time options hook in: ``val.self_ensemble`` (4, 6 or 8 flips/rotations averaged, see
   ``test_time.py``) for every arch;
@@ -29,9 +32,10 @@ from tqdm import tqdm
 from basicsr.metrics import calculate_metric
 from basicsr.models import lr_scheduler as basicsr_lr_scheduler
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import imwrite, tensor2img
+from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
+from ..compat import find_resume_state
 from .lr_scheduler import PolyLR
 from .test_time import ensemble_size, self_ensemble
 
@@ -41,6 +45,7 @@ SCHEDULERS = {
     'CosineAnnealingRestartLR': basicsr_lr_scheduler.CosineAnnealingRestartLR,
     'PolyLR': PolyLR,
 }
+NAN_POLICIES = ('stop', 'skip')
 OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 
 
@@ -70,6 +75,15 @@ class DeblurTraining:
 
     def __init__(self, opt):
         ensemble_size((opt.get('val') or {}).get('self_ensemble'))  # a bad value fails before training starts
+        train_opt = opt.get('train') or {}
+        self.nan_policy = train_opt.get('nan_policy', 'stop')
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"train.nan_policy: unknown '{self.nan_policy}'; use one of {', '.join(NAN_POLICIES)}")
+        self.nan_skip_limit = train_opt.get('nan_skip_limit', 100)
+        if not isinstance(self.nan_skip_limit, int) or isinstance(self.nan_skip_limit, bool) or \
+                self.nan_skip_limit < 1:
+            raise ValueError(f'train.nan_skip_limit must be an int >= 1, got {self.nan_skip_limit!r}')
+        self.nan_skipped = 0  # consecutive skipped steps
         super().__init__(opt)
 
     def setup_optimizers(self):
@@ -109,11 +123,48 @@ class DeblurTraining:
         self.optimizer_g.zero_grad()
         self.output, aux = split_output(self.net_g(self.lq, **self.train_forward_kwargs(current_iter)))
         loss_dict = self.compute_losses(aux)
-        sum(loss_dict.values()).backward()
-        self.optimizer_g.step()
+        total = sum(loss_dict.values())
+        total.backward()
         self.log_dict = self.reduce_loss_dict(loss_dict)
+        if not self._finite_step(total):
+            self._non_finite_step(loss_dict, current_iter)
+            return
+        self.nan_skipped = 0
+        self.optimizer_g.step()
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def _finite_step(self, total):
+        """Whether the loss and every gradient are finite, on every rank (DDP ranks decide together: their
+        gradients are already averaged, but a loss is local)."""
+        grads = [p.grad for group in self.optimizer_g.param_groups for p in group['params'] if p.grad is not None]
+        finite = torch.isfinite(total.detach()).all()
+        if grads:
+            finite = finite & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+        flag = finite.to(torch.float32).reshape(1)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def _non_finite_step(self, loss_dict, current_iter):
+        """A step whose loss or gradients are NaN/inf: the parameters are left as they were; ``train.nan_policy``
+        'stop' stops training with a message (the checkpoints already saved are untouched), 'skip' drops the step,
+        up to ``train.nan_skip_limit`` in a row."""
+        self.optimizer_g.zero_grad()
+        values = ', '.join(f'{name}={float(value.detach()):.4g}' for name, value in loss_dict.items())
+        where = f"non-finite loss or gradient at iteration {current_iter} ({values})"
+        saved = find_resume_state(self.opt) if self.opt.get('path', {}).get('training_states') else None
+        last = f'the newest checkpoint is {saved}' if saved else 'no checkpoint has been saved yet'
+        self.nan_skipped += 1
+        if self.nan_policy == 'skip' and self.nan_skipped <= self.nan_skip_limit:
+            get_root_logger().warning(f'{where}: step skipped ({self.nan_skipped} in a row; train.nan_policy: skip, '
+                                      f'train.nan_skip_limit: {self.nan_skip_limit})')
+            return
+        reason = (f'{self.nan_skipped} steps in a row (train.nan_skip_limit: {self.nan_skip_limit})'
+                  if self.nan_policy == 'skip' else 'train.nan_policy: stop')
+        raise FloatingPointError(f'{where}; training stopped ({reason}). The parameters were not updated and {last}: '
+                                 'resume from it with --auto_resume (a lower learning rate may help), or set '
+                                 'train.nan_policy: skip to skip such steps')
 
     def restore(self, net, lq):
         """One pass of ``net`` (bare, in eval mode) over ``lq``; subclasses change how their nets are run."""

@@ -126,5 +126,5 @@ def test_wrong_stage1_checkpoint_fails_when_built(tmp_path, stage1_ckpt):
     path, _ = stage1_ckpt
     opt = _opt(tmp_path, path)
     opt['network_stage1'] = dict(STAGE1, block_feat=16)
-    with pytest.raises(RuntimeError, match='size mismatch'):
+    with pytest.raises(RuntimeError, match=r'stage1\.pth \[\'params\'\] does not fit AtrousNet .*shape mismatches'):
         build_model(opt)
