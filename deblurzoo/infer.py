@@ -49,6 +49,7 @@ import deblurzoo  # noqa: F401  (registers the archs; patches BasicSR first)
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from deblurzoo.compat import check_constructor_keys, did_you_mean
+from deblurzoo.data.data_util import decode_stored
 from deblurzoo.models.deblur_model import split_output
 from deblurzoo.models.test_time import (ensemble_size, ensemble_stream, measure_peak_memory, plan_tile,
                                         self_ensemble, tiled, tiled_stream)
@@ -490,41 +491,6 @@ class Restorer:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def jpeg_is_complete(data):
-    """Whether the JPEG stream at the start of ``data`` reaches its end-of-image marker (FFD9).
-
-    OpenCV decodes a truncated JPEG without an error, filling the missing part with grey. This walks the marker
-    segments (skipping their payloads, so that an EXIF thumbnail's own FFD9 does not count) and the entropy-coded
-    data after each start of scan; bytes after the end of image (e.g. a motion photo's video) are allowed.
-    """
-    n, pos = len(data), 2
-    while True:
-        pos = data.find(b'\xff', pos)
-        if pos < 0 or pos + 1 >= n:
-            return False
-        marker = data[pos + 1]
-        if marker == 0xD9:
-            return True
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length: stuffing, TEM, SOI, restarts
-            pos += 2
-            continue
-        if pos + 3 >= n:
-            return False
-        pos += 2 + ((data[pos + 2] << 8) | data[pos + 3])
-        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker other than FF00 and restarts
-            while True:
-                pos = data.find(b'\xff', pos)
-                if pos < 0 or pos + 1 >= n:
-                    return False
-                if data[pos + 1] == 0x00 or 0xD0 <= data[pos + 1] <= 0xD7 or data[pos + 1] == 0xFF:
-                    pos += 1 if data[pos + 1] == 0xFF else 2
-                    continue
-                break
-
-
 def read_image(path):
     """Read an 8- or 16-bit grayscale, RGB or RGBA image.
 
@@ -534,23 +500,13 @@ def read_image(path):
     """
     if not osp.isfile(path):
         raise InferenceError(f'no such file: {path}')
-    if osp.getsize(path) == 0:
-        raise InferenceError(f'empty file (0 bytes): {path}')
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InferenceError(f'cannot read image {path}: corrupt, truncated or not an image format OpenCV reads')
     with open(path, 'rb') as f:
-        head = f.read(2)
-        if head == b'\xff\xd8' and not jpeg_is_complete(head + f.read()):
-            raise InferenceError(f'cannot read image {path}: truncated JPEG (it ends before its end-of-image marker; '
-                                 f'OpenCV would fill the missing part with grey)')
-    if img.dtype not in (np.uint8, np.uint16):
-        raise InferenceError(f'{path}: {img.dtype} pixels are not supported (8- or 16-bit images only)')
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
+        content = f.read()
+    try:
+        img = decode_stored(content, path)
+    except ValueError as err:
+        raise InferenceError(str(err)) from None
     channels = 1 if img.ndim == 2 else img.shape[2]
-    if channels not in (1, 3, 4):
-        raise InferenceError(f'{path}: {channels} channels are not supported (grayscale, RGB or RGBA)')
     alpha = img[..., 3] if channels == 4 else None
     scale = float(np.iinfo(img.dtype).max)
     if channels == 1:

@@ -338,3 +338,29 @@ def decode_coords(frames):
     red = (frames[:, 0] * 255).round()
     assert (red == red[:, :1, :1]).all(), 'a frame mixes frames'
     return x, y, red[:, 0, 0]
+
+
+# ---------------------------------------------------------------- damaged files (bad-input tests)
+
+
+def damage_file(path, how):
+    """Damage a file in place the ways copies of datasets break; returns ``path``.
+
+    ``how``: 'empty' (0 bytes), 'truncate' (only its first half: an interrupted copy or download), 'garble' (bytes 8
+    to 48 zeroed: a PNG's header checksum or a JPEG's markers break, so it cannot be decoded) or 'text' (not an image).
+    """
+    with open(path, 'rb') as f:
+        content = bytearray(f.read())
+    if how == 'empty':
+        content = b''
+    elif how == 'truncate':
+        content = content[:len(content) // 2]
+    elif how == 'garble':
+        content[8:48] = bytes(40)
+    elif how == 'text':
+        content = b'this is not an image\n'
+    else:
+        raise ValueError(f"unknown damage '{how}': empty, truncate, garble or text")
+    with open(path, 'wb') as f:
+        f.write(content)
+    return path

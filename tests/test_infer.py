@@ -14,6 +14,7 @@ import yaml
 import deblurzoo  # noqa: F401  (registers everything; patches BasicSR first)
 from basicsr.archs import build_network
 from basicsr.data.data_util import generate_frame_indices
+from deblurzoo.data.data_util import jpeg_is_complete
 from deblurzoo import infer
 from deblurzoo.infer import LoadedModel, Restorer, load_model, main, sliding_windows
 from data_factory import load_script
@@ -319,8 +320,8 @@ def test_bad_files_are_named(tmp_path, capsys):
                          ids=['baseline', 'progressive', 'restart-markers'])
 def test_a_jpeg_cut_anywhere_is_incomplete(params):
     data = cv2.imencode('.jpg', cv2.GaussianBlur(_image(48, 64), (0, 0), 2), params)[1].tobytes()
-    assert infer.jpeg_is_complete(data) and infer.jpeg_is_complete(data + b'trailer')
-    assert not [cut for cut in range(2, len(data)) if infer.jpeg_is_complete(data[:cut])]
+    assert jpeg_is_complete(data) and jpeg_is_complete(data + b"trailer")
+    assert not [cut for cut in range(2, len(data)) if jpeg_is_complete(data[:cut])]
 
 
 def test_outputs_are_never_overwritten_without_asking(tmp_path, capsys):

@@ -23,9 +23,9 @@ import torch
 from torch.utils import data as data
 
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, get_root_logger, img2tensor
+from basicsr.utils import get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
-from .data_util import check_option_keys
+from .data_util import check_option_keys, report
 from .gopro_dataset import (GoProDataset, _compare_frames, _listing, _lmdb_keys, _natural_key, png_size, read_keys,
                             sequence_frames, split_key)
 
@@ -55,23 +55,27 @@ def list_sequences(root, lq_folder='input', gt_folder='GT', layout=None):
     return seqs
 
 
-def pick_sequences(found, sequences, where):
+def pick_sequences(found, sequences, where, problems=None):
     """``sequences`` among ``found`` (the sequences of ``where``, named in errors), in their order, duplicates dropped;
-    every one must be in ``found``. None: all of ``found``."""
+    every one must be in ``found`` (with ``problems``, a ``data_util.Problems``, the others are recorded there and
+    left out). None: all of ``found``."""
     if sequences is None:
         return list(found)
     sequences = list(OrderedDict.fromkeys(sequences))
     found_set = set(found)
     unknown = [s for s in sequences if s not in found_set]
     if unknown:
-        raise ValueError(f'{len(unknown)} sequence(s) not found in {where}: {_listing(unknown)} '
-                         f'(it has {len(found)}: {_listing(found)})')
+        report(problems,
+               ValueError(f'{len(unknown)} sequence(s) not found in {where}: {_listing(unknown)} '
+                          f'(it has {len(found)}: {_listing(found)})'),
+               [f'{where}: has no sequence {s} (selected)' for s in unknown])
+        sequences = [s for s in sequences if s in found_set]
     if not sequences:
         raise ValueError(f'no sequences selected in {where}')
     return sequences
 
 
-def scan_video_sequences(root, lq_folder='input', gt_folder='GT', sequences=None):
+def scan_video_sequences(root, lq_folder='input', gt_folder='GT', sequences=None, problems=None):
     """Scan and validate a folder of ``<seq>/{<lq_folder>,<gt_folder>}/<frame>.<png|jpg>`` video sequences.
 
     Every selected sequence must have both folders, holding the same (non-empty) set of frame file names; errors
@@ -83,19 +87,22 @@ def scan_video_sequences(root, lq_folder='input', gt_folder='GT', sequences=None
         gt_folder (str): Sharp frames' folder in each sequence. Default: 'GT' (DVD).
         sequences (list[str] | None): Sequences to scan, in this order; every one must be in ``root``. None: every
             sequence folder of ``root``, sorted. Default: None.
+        problems (Problems | None): Record the problems of every sequence in this ``data_util.Problems`` and return
+            the usable frames instead of raising the first. Default: None.
 
     Returns:
         OrderedDict[str, list[str]]: {sequence: its frame file names, sorted (naturally: '2.jpg' before '10.jpg')}.
     """
-    sequences = pick_sequences(list_sequences(root, lq_folder, gt_folder), sequences, root)
+    sequences = pick_sequences(list_sequences(root, lq_folder, gt_folder), sequences, root, problems)
     frames = OrderedDict()
     for seq in sequences:
-        frames[seq] = sorted(sequence_frames(root, seq, lq_folder, gt_folder, _layout(lq_folder, gt_folder)).values(),
-                             key=_natural_key)
+        names = sequence_frames(root, seq, lq_folder, gt_folder, _layout(lq_folder, gt_folder), problems)
+        if names:
+            frames[seq] = sorted(names.values(), key=_natural_key)
     return frames
 
 
-def select_sequences(names, partition, meta_info_file=None, where='the dataroot'):
+def select_sequences(names, partition, meta_info_file=None, where='the dataroot', problems=None):
     """The sequences of ``partition`` among ``names``.
 
     Args:
@@ -105,6 +112,8 @@ def select_sequences(names, partition, meta_info_file=None, where='the dataroot'
         meta_info_file (str | None): Test sequences, one a line ('#' comments). None: the DVD test split
             (``meta_info/meta_info_DVD_test.txt``). Default: None.
         where (str): What ``names`` came from, for error messages. Default: 'the dataroot'.
+        problems (Problems | None): Record missing test sequences in this ``data_util.Problems`` and leave them out
+            instead of raising. Default: None.
 
     Returns:
         list[str]: The selected sequences, sorted.
@@ -120,9 +129,11 @@ def select_sequences(names, partition, meta_info_file=None, where='the dataroot'
     if partition == 'test':
         missing = [s for s in listed if s not in available]
         if missing:
-            raise ValueError(f'{len(missing)} test sequence(s) of {meta_info_file} are not in {where}: '
-                             f'{_listing(missing)} (it has {len(names)}: {_listing(names)})')
-        return sorted(set(listed))
+            report(problems,
+                   ValueError(f'{len(missing)} test sequence(s) of {meta_info_file} are not in {where}: '
+                              f'{_listing(missing)} (it has {len(names)}: {_listing(names)})'),
+                   [f'{meta_info_file}: test sequence {s} is not in {where}' for s in missing])
+        return sorted(set(listed) & available)
     absent = [s for s in listed if s not in available]
     if absent:
         get_root_logger().warning(f'{len(absent)} of the {len(listed)} test sequences of {meta_info_file} are not in '
@@ -135,14 +146,15 @@ def select_sequences(names, partition, meta_info_file=None, where='the dataroot'
     return selected
 
 
-def scan_partition(root, partition='all', meta_info_file=None, lq_folder='input', gt_folder='GT'):
+def scan_partition(root, partition='all', meta_info_file=None, lq_folder='input', gt_folder='GT', problems=None):
     """:func:`select_sequences` of ``root``'s sequence folders, then :func:`scan_video_sequences` of them."""
-    selected = select_sequences(list_sequences(root, lq_folder, gt_folder), partition, meta_info_file, where=root)
-    return scan_video_sequences(root, lq_folder, gt_folder, sequences=selected)
+    selected = select_sequences(list_sequences(root, lq_folder, gt_folder), partition, meta_info_file, root, problems)
+    return scan_video_sequences(root, lq_folder, gt_folder, sequences=selected, problems=problems)
 
 
-def lmdb_sequences(lq_keys, gt_keys, lq_source, gt_source):
-    """{sequence: its frames (key stems), sorted} from two lmdbs' ``<seq>/<frame>`` keys, which must pair up."""
+def lmdb_sequences(lq_keys, gt_keys, lq_source, gt_source, problems=None):
+    """{sequence: its frames (key stems), sorted} from two lmdbs' ``<seq>/<frame>`` keys, which must pair up (with
+    ``problems``, a ``data_util.Problems``, unpaired frames are recorded there and left out)."""
     grouped = {}
     for keys, source in ((lq_keys, lq_source), (gt_keys, gt_source)):
         grouped[source] = {}
@@ -150,9 +162,14 @@ def lmdb_sequences(lq_keys, gt_keys, lq_source, gt_source):
             seq, frame = split_key(key, source)
             grouped[source].setdefault(seq, []).append(frame)
     lq, gt = grouped[lq_source], grouped[gt_source]
+    paired = OrderedDict()
     for seq in sorted(set(lq) | set(gt)):
-        _compare_frames(seq, lq.get(seq, ()), gt.get(seq, ()), 'lq', 'gt', f'lmdbs {lq_source} and {gt_source}')
-    return OrderedDict((seq, sorted(lq[seq], key=_natural_key)) for seq in sorted(lq))
+        frames = _compare_frames(seq, lq.get(seq, ()), gt.get(seq, ()), 'lq', 'gt',
+                                 f'lmdbs {lq_source} and {gt_source}', problems,
+                                 (f'{lq_source}:{seq}', f'{gt_source}:{seq}'))
+        if frames:
+            paired[seq] = sorted(frames, key=_natural_key)
+    return paired
 
 
 class _VideoFrames(data.Dataset):
@@ -170,17 +187,21 @@ class _VideoFrames(data.Dataset):
     SELECTION_OPTIONS = 'meta_info_file'  # the options that leave sequences out, named in errors
 
     # GoProDataset's reading and checking, shared without being a GoProDataset (these use file_client, backend,
-    # db_paths, is_train and gt_size)
+    # io_backend_opt, db_paths, is_train and gt_size)
+    _open = GoProDataset._open
     _read = GoProDataset._read
     _name = GoProDataset._name
     _read_image = GoProDataset._read_image
+    inspect_file = GoProDataset.inspect_file
+    size_problems = GoProDataset.size_problems
     _check_pair = GoProDataset._check_pair
 
-    def __init__(self, opt):
+    def __init__(self, opt, problems=None):
         super().__init__()
         self.cls_name = type(self).__name__
         check_option_keys(opt, self.OPTION_KEYS, self.cls_name)
         self.opt = opt
+        self.problems = problems
         self.phase = opt.get('phase', 'test')
         self.is_train = self.phase == 'train'
         self.gt_size = None
@@ -221,7 +242,7 @@ class _VideoFrames(data.Dataset):
             self.db_paths = {'lq': opt['dataroot_lq'], 'gt': opt['dataroot_gt']}
             self.io_backend_opt['db_paths'] = list(self.db_paths.values())
             self.io_backend_opt['client_keys'] = list(self.db_paths)
-            frames = lmdb_sequences(lq_keys, gt_keys, opt['dataroot_lq'], opt['dataroot_gt'])
+            frames = lmdb_sequences(lq_keys, gt_keys, opt['dataroot_lq'], opt['dataroot_gt'], self.problems)
             where = f"the dataroot_lq lmdb {opt['dataroot_lq']}"
             self.sequences = OrderedDict((seq, [{
                 'lq_path': f'{seq}/{frame}',
@@ -236,13 +257,20 @@ class _VideoFrames(data.Dataset):
             raise ValueError(f"io_backend type '{self.backend}' is not supported by {self.cls_name}; use disk or lmdb")
         if check_sizes:  # every frame of a sequence: the size of its first input frame (and >= gt_size in training)
             for frames in self.sequences.values():
-                self._check_pair([size_of(role, frame) for frame in frames for role in ('lq', 'gt')])
+                messages = self.size_problems([size_of(role, frame) for frame in frames for role in ('lq', 'gt')])
+                if messages:
+                    report(self.problems, ValueError(messages[0]), messages)
         return where
+
+    def file_groups(self):
+        """Every file the dataset reads, as (sequence, [(role, path)]): all frames of a sequence need one size (see
+        :meth:`GoProDataset.file_groups`)."""
+        return [(seq, [(role, frame[f'{role}_path']) for frame in frames for role in ('lq', 'gt')])
+                for seq, frames in self.sequences.items()]
 
     def _read_frames(self, frames):
         """Lists of (H, W, 3) float32 BGR images in [0, 1] of ``frames``' lq and gt, sizes checked."""
-        if self.file_client is None:  # created in the worker process (LMDB environments do not pickle)
-            self.file_client = FileClient(self.backend, **self.io_backend_opt)
+        self._open()
         img_lqs = [self._read_image(frame['lq_path'], 'lq') for frame in frames]
         img_gts = [self._read_image(frame['gt_path'], 'gt') for frame in frames]
         sizes = []
@@ -269,8 +297,8 @@ class _VideoClips(_VideoFrames):
 
     SINGLE_FRAME_IMAGES = False
 
-    def __init__(self, opt):
-        super().__init__(opt)
+    def __init__(self, opt, problems=None):
+        super().__init__(opt, problems)
         name = f"{self.cls_name} '{opt.get('name', '')}'"
         num_frame = opt.get('num_frame')
         if num_frame is None or isinstance(num_frame, bool) or not isinstance(num_frame, int) or num_frame < 1:
@@ -286,11 +314,15 @@ class _VideoClips(_VideoFrames):
                                  "'train'")
             self.gt_size = int(opt['gt_size'])
         where = self._load(check_sizes=opt.get('check_sizes', False))
-        short = [f'{seq} ({len(frames)} frames)' for seq, frames in self.sequences.items() if len(frames) < num_frame]
+        short = [(seq, len(frames)) for seq, frames in self.sequences.items() if len(frames) < num_frame]
         if short:
-            raise ValueError(f'{name}: {len(short)} sequence(s) of {where} have fewer frames than num_frame '
-                             f'{num_frame}: {_listing(short)}; lower num_frame or leave them out '
-                             f'({self.SELECTION_OPTIONS})')
+            report(self.problems,
+                   ValueError(f'{name}: {len(short)} sequence(s) of {where} have fewer frames than num_frame '
+                              f'{num_frame}: {_listing(f"{seq} ({n} frames)" for seq, n in short)}; lower num_frame '
+                              f'or leave them out ({self.SELECTION_OPTIONS})'),
+                   [f'sequence {seq} of {where}: {n} frame(s), fewer than num_frame {num_frame}' for seq, n in short])
+            for seq, _ in short:
+                del self.sequences[seq]
         self.clips = [(seq, start) for seq, frames in self.sequences.items()
                       for start in range(len(frames) - num_frame + 1)]
         self._log(where, f', {len(self.clips)} clips of {num_frame}')
@@ -344,8 +376,8 @@ class _WholeSequences(_VideoFrames):
     """One sample per whole sequence (DVDTestDataset's behaviour, documented there; a layout mixin supplies the
     sequences)."""
 
-    def __init__(self, opt):
-        super().__init__(opt)
+    def __init__(self, opt, problems=None):
+        super().__init__(opt, problems)
         max_frames = opt.get('max_frames')
         if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
                                        or max_frames < 1):
@@ -404,7 +436,8 @@ class _DVDLayout:
         if not root:
             raise ValueError(f"{self.cls_name} needs the option 'dataroot' (the folder of sequences: "
                              f'{_layout(self.lq_folder, self.gt_folder)})')
-        frames = scan_partition(root, self.partition, self.opt.get('meta_info_file'), self.lq_folder, self.gt_folder)
+        frames = scan_partition(root, self.partition, self.opt.get('meta_info_file'), self.lq_folder, self.gt_folder,
+                                self.problems)
         return OrderedDict((seq, [{
             'lq_path': osp.join(root, seq, self.lq_folder, name),
             'gt_path': osp.join(root, seq, self.gt_folder, name),
@@ -412,7 +445,7 @@ class _DVDLayout:
         } for name in names]) for seq, names in frames.items()), root
 
     def _select(self, names, where):
-        return select_sequences(names, self.partition, self.opt.get('meta_info_file'), where=where)
+        return select_sequences(names, self.partition, self.opt.get('meta_info_file'), where, self.problems)
 
 
 @DATASET_REGISTRY.register()

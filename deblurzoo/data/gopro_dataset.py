@@ -7,6 +7,10 @@ Layout (``GOPRO_Large``)::
 
 :func:`scan_gopro` is the one implementation of that layout (validation included); ``scripts/make_lmdb.py`` packs it
 into LMDBs keyed ``<seq>/<frame>``, which :class:`GoProDataset` reads as well.
+
+Images are read by ``data_util.decode_image`` (8- and 16-bit, grayscale, RGB, RGBA; empty, truncated and undecodable
+files are refused with their path). The scans and the datasets take ``problems`` (a ``data_util.Problems``): with it
+they collect every problem instead of raising the first (``scripts/check_dataset.py``).
 """
 import os
 import random
@@ -19,10 +23,10 @@ from torch.utils import data as data
 from torchvision.transforms.functional import normalize
 
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient, imfrombytes, img2tensor
+from basicsr.utils import FileClient, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from deblurzoo.data.flow_util import flow_from_bytes
-from .data_util import check_option_keys
+from .data_util import check_option_keys, decode_image, format_notes, report
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 FLOW_EXTENSIONS = ('.png', '.npy')
@@ -58,8 +62,13 @@ def _natural_key(name):
     return [int(token) if token.isdigit() else token for token in re.split(r'(\d+)', name)], name
 
 
-def _compare_frames(seq, lq_names, gt_names, lq_folder, gt_folder, where):
-    """Raise a ValueError naming ``seq`` and the unpaired frames unless both name sets are equal and non-empty."""
+def _compare_frames(seq, lq_names, gt_names, lq_folder, gt_folder, where, problems=None, dirs=None):
+    """The frame names in both ``lq_names`` and ``gt_names``.
+
+    Unless both sets are equal and non-empty, raises a ValueError naming ``seq`` and the unpaired frames (``where``:
+    the sequence's place) or, with ``problems``, records one message per unpaired frame (``dirs``: the (lq, gt)
+    folders or '<lmdb>:<seq>' they are named in) and returns the paired ones.
+    """
     lq_names, gt_names = set(lq_names), set(gt_names)
     if lq_names != gt_names:
         if len(lq_names) != len(gt_names):
@@ -69,23 +78,37 @@ def _compare_frames(seq, lq_names, gt_names, lq_folder, gt_folder, where):
         missing = [(gt_folder, sorted(lq_names - gt_names, key=_natural_key)),
                    (lq_folder, sorted(gt_names - lq_names, key=_natural_key))]
         tail = '; '.join(f'missing in {folder}: {_listing(names)}' for folder, names in missing if names)
-        raise ValueError(f'sequence {seq}: {head} ({where}); {tail}')
-    if not lq_names:
-        raise FileNotFoundError(f'sequence {seq} has no frames ({where})')
+        lq_dir, gt_dir = dirs or (lq_folder, gt_folder)
+        found_in = {gt_folder: lq_dir, lq_folder: gt_dir}
+        where_missing = {gt_folder: gt_dir, lq_folder: lq_dir}
+        report(problems, ValueError(f'sequence {seq}: {head} ({where}); {tail}'), [
+            f'{osp.join(found_in[folder], name)}: unpaired frame of sequence {seq}: no {folder} frame {name} in '
+            f'{where_missing[folder]}' for folder, names in missing for name in names
+        ])
+    elif not lq_names:
+        report(problems, FileNotFoundError(f'sequence {seq} has no frames ({where})'))
+    return lq_names & gt_names
 
 
-def sequence_frames(root, seq, lq_folder, gt_folder, hint=''):
+def sequence_frames(root, seq, lq_folder, gt_folder, hint='', problems=None):
     """{frame stem: file name} of ``<root>/<seq>``'s frames, validated: both folders exist and hold the same, non-empty
-    set of image names; errors name the sequence and the unpaired frames (``hint``: the expected layout)."""
+    set of image names; errors name the sequence and the unpaired frames (``hint``: the expected layout).
+
+    With ``problems`` (a ``data_util.Problems``) the problems are recorded instead and the paired frames returned
+    (None if there are none).
+    """
     listed = {}
     for folder in (lq_folder, gt_folder):
         listed[folder] = _frames_in(osp.join(root, seq, folder), IMG_EXTENSIONS)
         if listed[folder] is None:
-            raise FileNotFoundError(f"sequence {seq} has no '{folder}' folder: {osp.join(root, seq, folder)} not "
-                                    f"found{'; expected ' + hint if hint else ''}")
-    _compare_frames(seq, listed[lq_folder].values(), listed[gt_folder].values(), lq_folder, gt_folder,
-                    f'in {osp.join(root, seq)}')
-    return listed[lq_folder]
+            report(problems,
+                   FileNotFoundError(f"sequence {seq} has no '{folder}' folder: {osp.join(root, seq, folder)} not "
+                                     f"found{'; expected ' + hint if hint else ''}"))
+            return None
+    paired = _compare_frames(seq, listed[lq_folder].values(), listed[gt_folder].values(), lq_folder, gt_folder,
+                             f'in {osp.join(root, seq)}', problems,
+                             (osp.join(root, seq, lq_folder), osp.join(root, seq, gt_folder)))
+    return {stem: name for stem, name in listed[lq_folder].items() if name in paired} or None
 
 
 def split_key(key, source):
@@ -130,7 +153,14 @@ def read_keys(meta_info_file, with_shapes=False):
     return (keys, shapes) if with_shapes else keys
 
 
-def scan_gopro(root, split, blur_folder='blur', sharp_folder='sharp', flow_folder=None, flow_root=None, keys=None):
+def scan_gopro(root,
+               split,
+               blur_folder='blur',
+               sharp_folder='sharp',
+               flow_folder=None,
+               flow_root=None,
+               keys=None,
+               problems=None):
     """Scan and validate one split of a GoPro-layout folder.
 
     Every referenced sequence must have a ``blur_folder`` and a ``sharp_folder`` holding the same file names; with
@@ -146,6 +176,8 @@ def scan_gopro(root, split, blur_folder='blur', sharp_folder='sharp', flow_folde
         flow_root (str | None): GoPro-layout root holding the flows; None: ``root``. Default: None.
         keys (list[str] | None): ``'<seq>/<frame>'`` keys to select, in this order; None: every pair, sorted.
             Only the sequences they reference are validated. Default: None.
+        problems (Problems | None): Record every problem in this ``data_util.Problems`` and return the usable pairs
+            (a frame without its flow keeps no ``flow_path``) instead of raising the first. Default: None.
 
     Returns:
         list[dict]: One dict per pair: ``key``, ``lq_path``, ``gt_path`` (and ``flow_path`` with ``flow_folder``).
@@ -163,22 +195,30 @@ def scan_gopro(root, split, blur_folder='blur', sharp_folder='sharp', flow_folde
                                 f'{split_dir}/<seq>/{{{blur_folder},{sharp_folder}}}/<frame>.png')
     if keys is not None:
         wanted = [split_key(k, 'meta_info_file') for k in keys]
-        unknown = [f'{s}/{f}' for s, f in wanted if s not in seqs]
+        unknown = [(s, f) for s, f in wanted if s not in seqs]
         if unknown:
-            raise ValueError(f'{len(unknown)} key(s) name sequences that are not in {split_dir}: {_listing(unknown)}')
+            report(problems,
+                   ValueError(f'{len(unknown)} key(s) name sequences that are not in {split_dir}: '
+                              f'{_listing(f"{s}/{f}" for s, f in unknown)}'),
+                   [f'meta_info_file key {s}/{f}: no sequence folder {osp.join(split_dir, s)}' for s, f in unknown])
+            wanted = [(s, f) for s, f in wanted if s in seqs]
         seqs = sorted({s for s, _ in wanted})
 
     frames = {}  # seq -> {frame stem: file name}, identical in blur and sharp
     for seq in seqs:
-        frames[seq] = sequence_frames(split_dir, seq, blur_folder, sharp_folder)
+        frames[seq] = sequence_frames(split_dir, seq, blur_folder, sharp_folder, problems=problems) or {}
 
     if keys is None:
         wanted = [(seq, frame) for seq in seqs for frame in sorted(frames[seq])]
     else:
         missing = [f'{s}/{f}' for s, f in wanted if f not in frames[s]]
         if missing:
-            raise ValueError(f'{len(missing)} key(s) not found in {split_dir} (no {blur_folder}/{sharp_folder} frame '
-                             f'of that name): {_listing(missing)}')
+            report(problems,
+                   ValueError(f'{len(missing)} key(s) not found in {split_dir} (no {blur_folder}/{sharp_folder} '
+                              f'frame of that name): {_listing(missing)}'),
+                   [f'meta_info_file key {k}: no {blur_folder}/{sharp_folder} frame of that name in {split_dir}'
+                    for k in missing])
+            wanted = [(s, f) for s, f in wanted if f in frames[s]]
 
     samples = [{
         'key': f'{seq}/{frame}',
@@ -196,9 +236,11 @@ def scan_gopro(root, split, blur_folder='blur', sharp_folder='sharp', flow_folde
             else:
                 missing.append((seq, osp.join(flow_root, split, seq, flow_folder, f'{frame}.png')))
         if missing:
-            raise FileNotFoundError(f'missing optical flows for {len(missing)} of {len(samples)} frames, first in '
-                                    f'sequence {missing[0][0]}: {_listing(p for _, p in missing)}; '
-                                    f'{_flow_hint(flow_root, split)}')
+            report(problems,
+                   FileNotFoundError(f'missing optical flows for {len(missing)} of {len(samples)} frames, first in '
+                                     f'sequence {missing[0][0]}: {_listing(p for _, p in missing)}; '
+                                     f'{_flow_hint(flow_root, split)}'),
+                   [f'{path}: no flow file (.png or .npy); {_flow_hint(flow_root, split)}' for _, path in missing])
     return samples
 
 
@@ -273,16 +315,20 @@ class GoProDataset(data.Dataset):
             check_sizes (bool): On construction, compare every pair's image sizes (from PNG headers or LMDB
                 meta_info) and check them against ``gt_size`` in training; otherwise each sample is checked when
                 read. Default: False.
+        problems (Problems | None): Collect every problem of the folder (or LMDBs) in this ``data_util.Problems``
+            and keep the usable samples, instead of raising the first (``scripts/check_dataset.py``; such a dataset
+            is for checking, not training). Default: None.
     """
 
     OPTION_KEYS = ('dataroot', 'split', 'blur_folder', 'sharp_folder', 'meta_info_file', 'io_backend', 'dataroot_lq',
                    'dataroot_gt', 'use_flow', 'flow_folder', 'dataroot_flow', 'gt_size', 'use_hflip', 'use_rot',
                    'use_channel_permute', 'mean', 'std', 'check_sizes')
 
-    def __init__(self, opt):
+    def __init__(self, opt, problems=None):
         super().__init__()
         check_option_keys(opt, self.OPTION_KEYS, 'GoProDataset')
         self.opt = opt
+        self.problems = problems
         self.phase = opt.get('phase', 'test')
         self.is_train = self.phase == 'train'
         self.split = opt.get('split') or ('train' if self.is_train else 'test')
@@ -308,7 +354,8 @@ class GoProDataset(data.Dataset):
                 sharp_folder=opt.get('sharp_folder', 'sharp'),
                 flow_folder=opt.get('flow_folder', 'flow') if self.use_flow else None,
                 flow_root=opt.get('dataroot_flow'),
-                keys=keys)
+                keys=keys,
+                problems=problems)
             if opt.get('check_sizes', False):
                 self._check_sizes(self.samples, lambda role, s: (s[f'{role}_path'], png_size(s[f'{role}_path'])))
         elif self.backend == 'lmdb':
@@ -334,8 +381,12 @@ class GoProDataset(data.Dataset):
             if missing:
                 source = opt.get('meta_info_file') or f"the dataroot_lq lmdb {opt['dataroot_lq']}"
                 hint = '; compute the flows (scripts/compute_flows.py), then rebuild the lmdb' if role == 'flow' else ''
-                raise ValueError(f'{len(missing)} key(s) of {source} are not in the {option} lmdb {opt[option]}: '
-                                 f'{_listing(missing)}{hint}')
+                report(self.problems,
+                       ValueError(f'{len(missing)} key(s) of {source} are not in the {option} lmdb {opt[option]}: '
+                                  f'{_listing(missing)}{hint}'),
+                       [f'{opt[option]}:{k}: key of {source} not in the {option} lmdb (its meta_info.txt){hint}'
+                        for k in missing])
+                keys = [k for k in keys if k in present]
         samples = [{'key': k, 'lq_path': k, 'gt_path': k} for k in keys]
         if self.use_flow:
             for sample in samples:
@@ -350,23 +401,33 @@ class GoProDataset(data.Dataset):
 
     def _check_sizes(self, samples, size_of):
         """Check all ``samples``' sizes on construction; ``size_of(role, sample)`` -> (name, (h, w) or None)."""
-        roles = ('lq', 'gt', 'flow') if self.use_flow else ('lq', 'gt')
         for sample in samples:
-            self._check_pair([size_of(role, sample) for role in roles])
+            roles = [role for role in ('lq', 'gt', 'flow') if f'{role}_path' in sample]
+            messages = self.size_problems([size_of(role, sample) for role in roles])
+            if messages:
+                report(self.problems, ValueError(messages[0]), messages)
 
-    def _check_pair(self, sizes):
-        """``sizes``: [(name, (h, w) or None: unknown)] of one sample's images, lq first."""
+    def size_problems(self, sizes):
+        """Messages on ``sizes``, [(name, (h, w) or None: unknown)] of images that must have one size, lq first: one
+        per image whose size differs from the first one's, and in training one if that is smaller than gt_size."""
         sizes = [(name, tuple(size)) for name, size in sizes if size is not None]
         if not sizes:
-            return
+            return []
         (lq_name, lq_size), *others = sizes
-        for name, size in others:
-            if size != lq_size:
-                raise ValueError(f'size mismatch: {lq_name} is {lq_size[0]}x{lq_size[1]} (h x w) but {name} is '
-                                 f'{size[0]}x{size[1]}')
+        messages = [
+            f'size mismatch: {lq_name} is {lq_size[0]}x{lq_size[1]} (h x w) but {name} is {size[0]}x{size[1]}'
+            for name, size in others if size != lq_size
+        ]
         if self.is_train and min(lq_size) < self.gt_size:
-            raise ValueError(f'{lq_name} is {lq_size[0]}x{lq_size[1]} (h x w), smaller than gt_size {self.gt_size}; '
-                             'remove it (meta_info_file) or lower gt_size')
+            messages.append(f'{lq_name} is {lq_size[0]}x{lq_size[1]} (h x w), smaller than gt_size {self.gt_size}; '
+                            'remove it (meta_info_file) or lower gt_size')
+        return messages
+
+    def _check_pair(self, sizes):
+        """Raise a ValueError with the first of :meth:`size_problems` (one sample's or clip's images)."""
+        messages = self.size_problems(sizes)
+        if messages:
+            raise ValueError(messages[0])
 
     def _read(self, path, role):
         """Bytes of ``path`` (an LMDB key with lmdb) from the ``role`` client; errors name the file or key."""
@@ -379,20 +440,38 @@ class GoProDataset(data.Dataset):
         """A file's name in messages: its path on disk, '<lmdb>:<key>' with lmdb."""
         return path if self.backend == 'disk' else f'{self.db_paths[role]}:{path}'
 
+    def _open(self):
+        """Create the file client on first use: in the worker process (LMDB environments do not pickle)."""
+        if self.file_client is None:
+            self.file_client = FileClient(self.backend, **self.io_backend_opt)
+
     def _read_image(self, path, role):
-        """(H, W, 3) float32 BGR image in [0, 1]."""
-        try:
-            return imfrombytes(self._read(path, role), float32=True)
-        except AttributeError:  # cv2.imdecode returned None
-            raise ValueError(f'cannot decode the image {self._name(path, role)}') from None
+        """(H, W, 3) float32 BGR image in [0, 1] (``data_util.decode_image``: errors name the file)."""
+        return decode_image(self._read(path, role), self._name(path, role))
 
     def _read_flow(self, path):
         """(H, W, 4) float32 flow."""
         return flow_from_bytes(self._read(path, 'flow'), self._name(path, 'flow'))
 
+    def file_groups(self):
+        """Every file the dataset reads, as (group, [(role, path)]) with the files of a group needing one size: a
+        sample's blurry and sharp image (and flow). ``path`` is an LMDB key with lmdb (see :meth:`inspect_file`)."""
+        roles = ('lq', 'gt', 'flow')
+        return [(sample['key'], [(role, sample[f'{role}_path']) for role in roles if f'{role}_path' in sample])
+                for sample in self.samples]
+
+    def inspect_file(self, path, role):
+        """Read and decode one file as training does: its name in messages, its (h, w) and notes on its format
+        (``data_util.format_notes``). Raises what reading it in training raises (naming the file or key)."""
+        self._open()
+        name = self._name(path, role)
+        if role == 'flow':
+            return name, self._read_flow(path).shape[:2], []
+        img, info = decode_image(self._read(path, role), name, with_info=True)
+        return name, img.shape[:2], format_notes(info)
+
     def __getitem__(self, index):
-        if self.file_client is None:  # created in the worker process (LMDB environments do not pickle)
-            self.file_client = FileClient(self.backend, **self.io_backend_opt)
+        self._open()
         sample = self.samples[index]
         lq_path, gt_path = sample['lq_path'], sample['gt_path']
         img_lq = self._read_image(lq_path, 'lq')  # (h, w, 3) BGR
@@ -441,11 +520,12 @@ class DiskPairsDataset(GoProDataset):
 
     LAYOUT = ''
 
-    def __init__(self, opt):
+    def __init__(self, opt, problems=None):
         data.Dataset.__init__(self)  # GoProDataset's __init__ scans the GoPro layout: scan() replaces it
         name = type(self).__name__
         check_option_keys(opt, self.OPTION_KEYS, name)
         self.opt = opt
+        self.problems = problems
         self.phase = opt.get('phase', 'test')
         self.is_train = self.phase == 'train'
         self.split = opt.get('split') or ('train' if self.is_train else 'test')
@@ -469,5 +549,6 @@ class DiskPairsDataset(GoProDataset):
             self._check_sizes(self.samples, lambda role, s: (s[f'{role}_path'], png_size(s[f'{role}_path'])))
 
     def scan(self, opt):
-        """The validated list of samples of ``opt``'s folder and split."""
+        """The validated list of samples of ``opt``'s folder and split (collecting problems in ``self.problems``
+        if it is set)."""
         raise NotImplementedError

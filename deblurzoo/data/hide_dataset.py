@@ -14,6 +14,7 @@ Keys are the blurry images' paths relative to the split folder, without extensio
 from os import path as osp
 
 from basicsr.utils.registry import DATASET_REGISTRY
+from .data_util import report
 from .gopro_dataset import IMG_EXTENSIONS, DiskPairsDataset, _frames_in, _listing, read_keys
 
 LAYOUT = ('<dataroot>/GT/<name>.png (sharp) with <dataroot>/train/<name>.png and '
@@ -34,7 +35,7 @@ def _blur_folders(root, split):
     return folders
 
 
-def scan_hide(root, split='test', subset='all', names=None, names_source='names'):
+def scan_hide(root, split='test', subset='all', names=None, names_source='names', problems=None):
     """Scan and validate one split of a HIDE_dataset folder.
 
     Every selected blurry image must have its sharp partner ``GT/<same file name>``; errors name both paths.
@@ -49,6 +50,8 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
             the other test subset are skipped. None: every blurry image of the split (subset), sorted by key.
             Default: None.
         names_source (str): Where ``names`` came from, for error messages. Default: 'names'.
+        problems (Problems | None): Record every problem in this ``data_util.Problems`` and return the usable pairs
+            instead of raising the first. Default: None.
 
     Returns:
         list[dict]: One dict per pair: ``key``, ``lq_path``, ``gt_path``.
@@ -70,8 +73,9 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
         for stem, file_name in _frames_in(folder, IMG_EXTENSIONS).items():
             if stem in found:
                 other = osp.join(root, 'test', found[stem][0], found[stem][1])
-                raise ValueError(f'HIDE image name {stem} is ambiguous: both {osp.join(folder, file_name)} and {other} '
-                                 f'exist (their sharp partner would be the same GT/{stem})')
+                report(problems, ValueError(f'HIDE image name {stem} is ambiguous: both {osp.join(folder, file_name)} '
+                                            f'and {other} exist (their sharp partner would be the same GT/{stem})'))
+                continue
             found[stem] = (sub, file_name)
     wanted_subs = {sub for sub, _ in folders} if subset == 'all' else {SUBSETS[subset]}
     searched = ', '.join(folder for _, folder in folders)
@@ -81,9 +85,12 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
         stems = [osp.splitext(osp.basename(name))[0] for name in names]
         missing = [s for s in stems if s not in found]
         if missing:
-            raise ValueError(f'{len(missing)} image(s) of {names_source} are not in the HIDE {split} split (searched '
-                             f'{searched}): {_listing(missing)}')
-        stems = [s for s in stems if found[s][0] in wanted_subs]
+            report(problems,
+                   ValueError(f'{len(missing)} image(s) of {names_source} are not in the HIDE {split} split '
+                              f'(searched {searched}): {_listing(missing)}'),
+                   [f'{names_source}: image {s} is not in the HIDE {split} split (searched {searched})'
+                    for s in missing])
+        stems = [s for s in stems if s in found and found[s][0] in wanted_subs]
     if not stems:
         where = searched if subset == 'all' else osp.join(root, 'test', SUBSETS[subset])
         source = '' if names is None else f' listed in {names_source}'
@@ -96,11 +103,14 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
         lq_path = osp.join(root, split, sub, file_name) if sub else osp.join(root, split, file_name)
         gt_path = osp.join(gt_dir, file_name)
         if file_name not in sharp:
-            orphans.append(f'{lq_path} (expected {gt_path})')
+            orphans.append((lq_path, gt_path))
+            continue
         samples.append({'key': f'{sub}/{stem}' if sub else stem, 'lq_path': lq_path, 'gt_path': gt_path})
     if orphans:
-        raise FileNotFoundError(f'{len(orphans)} HIDE blurry image(s) have no sharp partner in {gt_dir}: '
-                                f'{_listing(orphans)}')
+        report(problems,
+               FileNotFoundError(f'{len(orphans)} HIDE blurry image(s) have no sharp partner in {gt_dir}: '
+                                 f'{_listing(f"{lq} (expected {gt})" for lq, gt in orphans)}'),
+               [f'{lq}: blurry image without its sharp partner {gt}' for lq, gt in orphans])
     return samples
 
 
@@ -140,4 +150,5 @@ class HIDEDataset(DiskPairsDataset):
             self.split,
             subset=opt.get('subset', 'all'),
             names=read_keys(meta) if meta else None,
-            names_source=f'meta_info_file {meta}')
+            names_source=f'meta_info_file {meta}',
+            problems=self.problems)

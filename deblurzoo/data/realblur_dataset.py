@@ -16,6 +16,7 @@ scene230/blur/blur_7.png``. Keys are ``<scene>/<blurry image name>`` without ext
 from os import path as osp
 
 from basicsr.utils.registry import DATASET_REGISTRY
+from .data_util import report
 from .gopro_dataset import DiskPairsDataset, _listing
 
 VARIANTS = {'J': 'RealBlur-J_ECC_IMCORR_centroid_itensity_ref', 'R': 'RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref'}
@@ -30,10 +31,11 @@ def list_file_name(variant, split):
     return f'RealBlur_{variant}_{split}_list.txt'
 
 
-def read_pair_list(list_file):
+def read_pair_list(list_file, problems=None):
     """``[(line number, gt path, blur path)]`` of a RealBlur list file (``<gt path> <blur path>`` lines).
 
-    Empty lines and lines starting with ``#`` are skipped; errors name the file and line.
+    Empty lines and lines starting with ``#`` are skipped; errors name the file and line (with ``problems``, a
+    ``data_util.Problems``, malformed lines are recorded there and skipped).
     """
     if not osp.isfile(list_file):
         raise FileNotFoundError(f'RealBlur list file not found: {list_file}')
@@ -44,18 +46,22 @@ def read_pair_list(list_file):
             if not tokens or tokens[0].startswith('#'):
                 continue
             if len(tokens) != 2:
-                raise ValueError(f"{list_file}:{number}: expected '<gt path> <blur path>', got {line.strip()!r}")
+                report(problems,
+                       ValueError(f"{list_file}:{number}: expected '<gt path> <blur path>', got {line.strip()!r}"))
+                continue
             gt, blur = tokens
             if osp.basename(osp.dirname(gt)) == 'blur' and osp.basename(osp.dirname(blur)) == 'gt':
-                raise ValueError(f"{list_file}:{number}: the paths are in the wrong order: RealBlur lists are "
-                                 f"'<gt path> <blur path>' (sharp first), got {line.strip()!r}")
+                report(problems,
+                       ValueError(f"{list_file}:{number}: the paths are in the wrong order: RealBlur lists are "
+                                  f"'<gt path> <blur path>' (sharp first), got {line.strip()!r}"))
+                continue
             pairs.append((number, gt, blur))
     if not pairs:
         raise ValueError(f'RealBlur list file {list_file} lists no pairs')
     return pairs
 
 
-def scan_realblur(root, variant='J', split='test', list_file=None):
+def scan_realblur(root, variant='J', split='test', list_file=None, problems=None):
     """Read and validate one variant and split of a RealBlur folder from its list file.
 
     Every listed path must be inside the variant's folder and exist; errors name the list file, the line and the
@@ -67,6 +73,8 @@ def scan_realblur(root, variant='J', split='test', list_file=None):
         split (str): 'train' or 'test'. Default: 'test'.
         list_file (str | None): A list file in the release's format that replaces
             ``<root>/RealBlur_<variant>_<split>_list.txt`` (e.g. a subset of it). Default: None.
+        problems (Problems | None): Record every problem in this ``data_util.Problems`` and return the usable pairs
+            instead of raising the first. Default: None.
 
     Returns:
         list[dict]: One dict per listed pair, in list order: ``key``, ``lq_path``, ``gt_path``.
@@ -82,31 +90,43 @@ def scan_realblur(root, variant='J', split='test', list_file=None):
         raise FileNotFoundError(f'RealBlur-{variant} folder not found: {osp.join(root, folder)}; expected {LAYOUT}')
     list_file = list_file or osp.join(root, list_file_name(variant, split))
 
-    samples, keys, outside, missing_lq, orphans = [], {}, [], [], []
-    for number, gt, blur in read_pair_list(list_file):
+    samples, keys, outside, missing_lq, orphans = [], {}, [], [], []  # the last three: (path, line number, gt path)
+    for number, gt, blur in read_pair_list(list_file, problems):
         parts = osp.normpath(blur).split(osp.sep)
         if osp.normpath(gt).split(osp.sep)[0] != folder or parts[0] != folder or len(parts) < 3:
-            outside.append(f'line {number}: {blur}')
+            outside.append((blur, number, gt))
             continue
         key = f'{parts[1]}/{osp.splitext(parts[-1])[0]}'  # <scene>/blur_<n>
         if key in keys:
-            raise ValueError(f'{list_file}: lines {keys[key]} and {number} both list the blurry image {key}')
+            report(problems,
+                   ValueError(f'{list_file}: lines {keys[key]} and {number} both list the blurry image {key}'))
+            continue
         keys[key] = number
         lq_path, gt_path = osp.join(root, blur), osp.join(root, gt)
         if not osp.isfile(lq_path):
-            missing_lq.append(f'{lq_path} (line {number})')
+            missing_lq.append((lq_path, number, gt_path))
         elif not osp.isfile(gt_path):
-            orphans.append(f'{lq_path} (expected {gt_path}, line {number})')
-        samples.append({'key': key, 'lq_path': lq_path, 'gt_path': gt_path})
+            orphans.append((lq_path, number, gt_path))
+        else:
+            samples.append({'key': key, 'lq_path': lq_path, 'gt_path': gt_path})
     if outside:
-        raise ValueError(f'{len(outside)} pair(s) of {list_file} are not in the RealBlur-{variant} folder {folder} '
-                         f'(is it a list of the other variant?): {_listing(outside)}')
+        report(problems,
+               ValueError(f'{len(outside)} pair(s) of {list_file} are not in the RealBlur-{variant} folder {folder} '
+                          f'(is it a list of the other variant?): '
+                          f'{_listing(f"line {number}: {blur}" for blur, number, _ in outside)}'),
+               [f'{list_file}:{number}: {blur} is not in the RealBlur-{variant} folder {folder}'
+                for blur, number, _ in outside])
     if missing_lq:
-        raise FileNotFoundError(f'{len(missing_lq)} blurry image(s) listed in {list_file} not found: '
-                                f'{_listing(missing_lq)}')
+        report(problems,
+               FileNotFoundError(f'{len(missing_lq)} blurry image(s) listed in {list_file} not found: '
+                                 f'{_listing(f"{lq} (line {number})" for lq, number, _ in missing_lq)}'),
+               [f'{lq}: not found (listed in {list_file}:{number})' for lq, number, _ in missing_lq])
     if orphans:
-        raise FileNotFoundError(f'{len(orphans)} blurry image(s) listed in {list_file} have no sharp partner: '
-                                f'{_listing(orphans)}')
+        report(problems,
+               FileNotFoundError(f'{len(orphans)} blurry image(s) listed in {list_file} have no sharp partner: '
+                                 f'{_listing(f"{lq} (expected {gt}, line {number})" for lq, number, gt in orphans)}'),
+               [f'{lq}: its sharp partner {gt} is not found (listed in {list_file}:{number})'
+                for lq, number, gt in orphans])
     return samples
 
 
@@ -142,4 +162,5 @@ class RealBlurDataset(DiskPairsDataset):
 
     def scan(self, opt):
         self.variant = str(opt.get('variant', 'J'))
-        return scan_realblur(opt['dataroot'], self.variant, self.split, list_file=opt.get('meta_info_file'))
+        return scan_realblur(opt['dataroot'], self.variant, self.split, list_file=opt.get('meta_info_file'),
+                             problems=self.problems)

@@ -39,6 +39,7 @@ from os import path as osp
 import torchvision.transforms.v2.functional as TF
 
 from basicsr.utils.registry import DATASET_REGISTRY
+from .data_util import report
 from .dvd_dataset import _VideoClips, _WholeSequences, list_sequences, pick_sequences
 from .gopro_dataset import IMG_EXTENSIONS, _compare_frames, _frames_in, _listing, _natural_key, read_keys
 
@@ -67,7 +68,7 @@ def reds_folders(root, split):
     return found
 
 
-def scan_reds(lq_root, gt_root, clips=None):
+def scan_reds(lq_root, gt_root, clips=None, problems=None):
     """Scan and validate a REDS split: ``lq_root`` (``train_blur``) and ``gt_root`` (``train_sharp``) folders of clips.
 
     Both folders must hold the same clip folders (or at least ``clips``), and each clip the same non-empty set of
@@ -78,6 +79,8 @@ def scan_reds(lq_root, gt_root, clips=None):
         gt_root (str): The sharp clips' folder.
         clips (list[str] | None): Clips to scan, in this order; each must be in both folders. None: every clip,
             sorted. Default: None.
+        problems (Problems | None): Record the problems of every clip in this ``data_util.Problems`` and return the
+            usable frames instead of raising the first. Default: None.
 
     Returns:
         OrderedDict[str, list[dict]]: {clip: its frames, sorted: [{'lq_path', 'gt_path', 'frame' (the name without
@@ -90,21 +93,23 @@ def scan_reds(lq_root, gt_root, clips=None):
         messages = [f'{len(names)} clip(s) of {a} are not in {b}: {_listing(names)}'
                     for a, b, names in unpaired if names]
         if messages:
-            raise ValueError('the blurry and the sharp clips differ: ' + '; '.join(messages))
-        clips = lq_clips
+            report(problems, ValueError('the blurry and the sharp clips differ: ' + '; '.join(messages)),
+                   [f'{osp.join(a, name)}: clip not in {b}' for a, b, names in unpaired for name in names])
+        clips = [clip for clip in lq_clips if clip in gt_clips]  # the paired ones
     else:
-        clips = pick_sequences(lq_clips, clips, lq_root)
-        pick_sequences(gt_clips, clips, gt_root)
+        clips = pick_sequences(lq_clips, clips, lq_root, problems)
+        clips = pick_sequences(gt_clips, clips, gt_root, problems)
     scanned = OrderedDict()
     for clip in clips:
         lq_dir, gt_dir = osp.join(lq_root, clip), osp.join(gt_root, clip)
         lq, gt = _frames_in(lq_dir, IMG_EXTENSIONS), _frames_in(gt_dir, IMG_EXTENSIONS)  # {name w/o extension: file}
-        _compare_frames(clip, lq, gt, 'blur', 'sharp', f'in {lq_dir} and {gt_dir}')
-        scanned[clip] = [{
-            'lq_path': osp.join(lq_dir, lq[frame]),
-            'gt_path': osp.join(gt_dir, gt[frame]),
-            'frame': frame
-        } for frame in sorted(lq, key=_natural_key)]
+        frames = _compare_frames(clip, lq, gt, 'blur', 'sharp', f'in {lq_dir} and {gt_dir}', problems, (lq_dir, gt_dir))
+        if frames:
+            scanned[clip] = [{
+                'lq_path': osp.join(lq_dir, lq[frame]),
+                'gt_path': osp.join(gt_dir, gt[frame]),
+                'frame': frame
+            } for frame in sorted(frames, key=_natural_key)]
     return scanned
 
 
@@ -167,10 +172,10 @@ class _REDSLayout:
             if not roots[option]:
                 raise ValueError(f"{self.cls_name} needs the option '{option}' (e.g. {example}; {LAYOUT})")
         lq_root, gt_root = roots['dataroot_lq'], roots['dataroot_gt']
-        return scan_reds(lq_root, gt_root, self._listed_clips()), lq_root
+        return scan_reds(lq_root, gt_root, self._listed_clips(), self.problems), lq_root
 
     def _select(self, names, where):
-        return pick_sequences(names, self._listed_clips(), where)
+        return pick_sequences(names, self._listed_clips(), where, self.problems)
 
 
 @DATASET_REGISTRY.register()
@@ -220,13 +225,13 @@ class REDSDeblurDataset(_REDSLayout, _VideoClips):
                    'color_jitter_gt', 'check_sizes')
     SINGLE_FRAME_IMAGES = True
 
-    def __init__(self, opt):
+    def __init__(self, opt, problems=None):
         owner = f"{type(self).__name__} '{opt.get('name', '')}'"
         self.color_jitter = parse_color_jitter(opt.get('color_jitter'), owner)
         self.color_jitter_gt = bool(opt.get('color_jitter_gt', False))
         if self.color_jitter_gt and self.color_jitter is None:
             raise ValueError(f'{owner}: color_jitter_gt is set but color_jitter is not (no jitter to apply)')
-        super().__init__(opt)
+        super().__init__(opt, problems)
 
     def _color_augment(self, img_lqs, img_gts):
         if self.color_jitter is None:

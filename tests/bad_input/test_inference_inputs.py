@@ -443,12 +443,12 @@ ATROUS = {'type': 'AtrousNet', **TINY['AtrousNet']}
 
 CASES = [
     # input files
-    ('corrupt-png', corrupt_png, ['cannot read image {t}/corrupt.png: corrupt']),
-    ('truncated-png', truncated_png, ['cannot read image {t}/cut.png']),
-    ('truncated-jpeg', truncated_jpeg, ['cannot read image {t}/cut.jpg: truncated JPEG']),
+    ('corrupt-png', corrupt_png, ['{t}/corrupt.png: truncated PNG']),
+    ('truncated-png', truncated_png, ['{t}/cut.png: truncated PNG: no IEND chunk']),
+    ('truncated-jpeg', truncated_jpeg, ['{t}/cut.jpg: truncated JPEG: it ends before its end-of-image marker']),
     ('truncated-jpeg-with-exif-thumbnail', truncated_jpeg_with_thumbnail, ['{t}/cut.jpg: truncated JPEG']),
     ('jpeg-with-trailing-data', jpeg_with_trailing_data, OK),
-    ('zero-byte-file', zero_byte_file, ['empty file (0 bytes): {t}/empty.png']),
+    ('zero-byte-file', zero_byte_file, ['{t}/empty.png: empty file (0 bytes)']),
     ('unsupported-file-type', unsupported_type, ['{t}/clip.gif: unsupported file type .gif']),
     ('missing-input', missing_input, ['--input {t}/nope.png does not exist']),
     ('empty-folder', empty_folder, ['no images', 'in folder {t}/empty']),

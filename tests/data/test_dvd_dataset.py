@@ -487,5 +487,5 @@ def test_read_errors(copy_tree):
     bad = osp.join(seq_dir, 'input', '00001.jpg')
     with open(bad, 'wb') as f:
         f.write(b'not a jpeg')
-    with pytest.raises(ValueError, match='cannot decode the image ' + re.escape(bad)):
+    with pytest.raises(ValueError, match=re.escape(bad) + ': cannot decode the image'):
         DVDDataset(_opt(root, partition='train'))[0]

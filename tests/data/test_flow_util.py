@@ -23,7 +23,7 @@ def test_bad_flow_files_are_named(tmp_path):
     np.save(npy, np.zeros((5, 7, 2), np.float32))
     with pytest.raises(ValueError, match=r'bad\.npy: expected a flow of shape \(H, W, 4\), got \(5, 7, 2\)'):
         read_flow(str(npy))
-    with pytest.raises(ValueError, match=r'cannot decode the flow file lmdb:seq/000001'):
+    with pytest.raises(ValueError, match=r'lmdb:seq/000001: cannot decode the flow file'):
         flow_from_bytes(b'not a png', 'lmdb:seq/000001')
     with pytest.raises(FileNotFoundError, match='missing.png'):
         read_flow(str(tmp_path / 'missing.png'))
