@@ -308,24 +308,21 @@ def constructor_keys():
     from basicsr.utils import get_root_logger
     from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY
 
-    def build_network(opt):
-        opt = copy.deepcopy(opt)
-        network_type = opt.pop('type')
-        cls = ARCH_REGISTRY.get(network_type)
-        check_constructor_keys(cls, opt, f"network type '{network_type}'")
-        net = cls(**opt)
-        get_root_logger().info(f'Network [{net.__class__.__name__}] is created.')
-        return net
+    def checked(registry, kind, label):
+        """BasicSR's ``build_<kind>`` with the keys checked first."""
 
-    def build_loss(opt):
-        opt = copy.deepcopy(opt)
-        loss_type = opt.pop('type')
-        cls = LOSS_REGISTRY.get(loss_type)
-        check_constructor_keys(cls, opt, f"loss type '{loss_type}'")
-        loss = cls(**opt)
-        get_root_logger().info(f'Loss [{loss.__class__.__name__}] is created.')
-        return loss
+        def build(opt):
+            opt = copy.deepcopy(opt)
+            name = opt.pop('type')
+            cls = registry.get(name)
+            check_constructor_keys(cls, opt, f"{kind} type '{name}'")
+            obj = cls(**opt)
+            get_root_logger().info(f'{label} [{obj.__class__.__name__}] is created.')
+            return obj
 
+        return build
+
+    build_network, build_loss = checked(ARCH_REGISTRY, 'network', 'Network'), checked(LOSS_REGISTRY, 'loss', 'Loss')
     for name, replacement in (('build_network', build_network), ('build_loss', build_loss)):
         original = getattr(basicsr.archs if name == 'build_network' else basicsr.losses, name)
         for module in list(sys.modules.values()):
