@@ -7,6 +7,7 @@ BasicSR function or method at runtime (never a file in site-packages) and names 
 import collections
 import contextlib
 import copy
+import datetime
 import difflib
 import errno
 import functools
@@ -74,7 +75,8 @@ def _cpu_only():
 @_patch
 def distributed_init():
     """BasicSR's ``init_dist`` hard-codes NCCL and calls ``torch.cuda.set_device(rank % device_count())``, which divides
-    by zero on machines without GPUs. Use gloo there and set a device only when one exists."""
+    by zero on machines without GPUs. Use gloo there and set a device only when one exists. Under torchrun with
+    ``--max-restarts``, each restart attempt gets its own key prefix in the launcher's store (see the code)."""
     import torch.distributed as dist
     import torch.multiprocessing as mp
     from basicsr.utils import dist_util, options
@@ -88,6 +90,15 @@ def distributed_init():
             if not _cpu_only():
                 local_rank = int(os.environ.get('LOCAL_RANK', os.environ['RANK']))
                 torch.cuda.set_device(local_rank % torch.cuda.device_count())
+            restart = os.environ.get('TORCHELASTIC_RESTART_COUNT')
+            if restart is not None and os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True':
+                # torchrun (static rendezvous, --master_port) serves one store for every restart attempt, and torch
+                # adds no per-attempt prefix: restarted workers would read the dead attempt's addresses. Keep each
+                # attempt's keys apart.
+                store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), is_master=False,
+                                      timeout=datetime.timedelta(minutes=30))
+                kwargs = dict(kwargs, store=dist.PrefixStore(f'deblurzoo/attempt_{restart}', store),
+                              rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']))
             dist.init_process_group(backend=backend, **kwargs)
         elif launcher == 'slurm':
             if _cpu_only():  # its slurm path derives LOCAL_RANK from the GPU count and sets a CUDA device

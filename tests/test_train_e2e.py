@@ -5,24 +5,16 @@ import os
 import os.path as osp
 import re
 import shutil
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 import yaml
 
 import data_factory
+from train_runner import _free_port, _log, _run, _write
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 pytestmark = pytest.mark.slow
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope='module')
@@ -51,24 +43,6 @@ def _train_opt(root, name, **train_overrides):
     opt['val']['val_freq'] = 2
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
     return opt
-
-
-def _write(root, opt, filename):
-    path = root / filename
-    with open(path, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
-    return str(path)
-
-
-def _run(root, *args, timeout=300):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, *args], cwd=root, capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def _log(root, name, prefix='train'):
-    folder = root / ('experiments' if prefix == 'train' else 'results') / name
-    logs = sorted(p for p in os.listdir(folder) if p.startswith(prefix) and p.endswith('.log'))
-    return '\n'.join(open(folder / p).read() for p in logs)
 
 
 def test_train_checkpoint_resume_and_test(root):
