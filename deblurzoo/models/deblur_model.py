@@ -140,7 +140,7 @@ class DeblurTraining:
         grads = [p.grad for group in self.optimizer_g.param_groups for p in group['params'] if p.grad is not None]
         finite = torch.isfinite(total.detach()).all()
         if grads:
-            finite = finite & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+            finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(grads))
         flag = finite.to(torch.float32).reshape(1)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
