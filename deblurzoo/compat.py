@@ -4,6 +4,7 @@ Everything here is applied once, by ``import deblurzoo``, before BasicSR is firs
 BasicSR function or method at runtime (never a file in site-packages) and names the upstream problem it answers.
 ``PATCHES`` lists them; ``tests/test_compat.py`` proves each one.
 """
+import atexit
 import collections
 import contextlib
 import copy
@@ -76,7 +77,8 @@ def _cpu_only():
 def distributed_init():
     """BasicSR's ``init_dist`` hard-codes NCCL and calls ``torch.cuda.set_device(rank % device_count())``, which divides
     by zero on machines without GPUs. Use gloo there and set a device only when one exists. Under torchrun with
-    ``--max-restarts``, each restart attempt gets its own key prefix in the launcher's store (see the code)."""
+    ``--max-restarts``, each restart attempt gets its own key prefix in the launcher's store (see the code). The process
+    group is destroyed at exit (``close_distributed``)."""
     import torch.distributed as dist
     import torch.multiprocessing as mp
     from basicsr.utils import dist_util, options
@@ -108,9 +110,23 @@ def distributed_init():
                 dist_util._init_dist_slurm(backend, **kwargs)
         else:
             raise ValueError(f'Invalid launcher type: {launcher}')
+        atexit.register(close_distributed, barrier=False)
 
     dist_util.init_dist = init_dist
     options.init_dist = init_dist  # parse_options imported the name
+
+
+def close_distributed(barrier=True):
+    """Destroy the default process group, if any, after a barrier when ``barrier`` (a finished run). BasicSR never
+    destroys it: left to interpreter shutdown, a gloo process group occasionally aborts the process ("terminate called
+    without an active exception", SIGABRT) after training has finished, and torchrun reports the run as failed.
+    ``init_dist`` registers this without the barrier at exit, for runs that end in an error or that use BasicSR's own
+    scripts; ``deblurzoo/train.py`` and ``deblurzoo/test.py`` call it with the barrier when their pipeline returns."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        if barrier:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 @_patch

@@ -6,8 +6,9 @@ Results (images, logs) go to ``results/<name>/`` under the repository root, as B
 """
 from os import path as osp
 
-import deblurzoo  # noqa: F401  (patches BasicSR, registers archs/losses/datasets/models)
+from deblurzoo import compat  # (patches BasicSR, registers archs/losses/datasets/models)
 from basicsr.test import test_pipeline
 
 if __name__ == '__main__':
     test_pipeline(osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))
+    compat.close_distributed()  # every rank finished: tear the process group down together

@@ -7,8 +7,9 @@ Experiments and tensorboard logs go to ``experiments/`` and ``tb_logger/`` under
 """
 from os import path as osp
 
-import deblurzoo  # noqa: F401  (patches BasicSR, registers archs/losses/datasets/models)
+from deblurzoo import compat  # (patches BasicSR, registers archs/losses/datasets/models)
 from basicsr.train import train_pipeline
 
 if __name__ == '__main__':
     train_pipeline(osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))
+    compat.close_distributed()  # every rank finished: tear the process group down together

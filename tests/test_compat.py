@@ -32,7 +32,8 @@ def test_unknown_type_names_the_type_and_lists_registered_names():
 
 
 def test_distributed_init_and_ddp_on_cpu(tmp_path):
-    """BasicSR's init_dist divides by torch.cuda.device_count() == 0 and asks NCCL; DDP gets CUDA device_ids."""
+    """BasicSR's init_dist divides by torch.cuda.device_count() == 0 and asks NCCL; DDP gets CUDA device_ids; the
+    process group is destroyed by close_distributed, or at exit when nobody called it."""
     script = textwrap.dedent("""
         import os, socket, torch
         import deblurzoo
@@ -46,12 +47,24 @@ def test_distributed_init_and_ddp_on_cpu(tmp_path):
         net = model.model_to_device(torch.nn.Linear(2, 2))
         assert isinstance(net, torch.nn.parallel.DistributedDataParallel) and net.device_ids is None
         net(torch.ones(1, 2)).sum().backward()
-        torch.distributed.destroy_process_group()
         print('OK')
+        if CLOSE:  # what deblurzoo/train.py does when the pipeline returns
+            from deblurzoo import compat
+            compat.close_distributed()
+            assert not torch.distributed.is_initialized()
+        else:  # left to exit: init_dist registered close_distributed with atexit
+            destroy = torch.distributed.destroy_process_group
+            def report():
+                print('destroyed at exit', flush=True)
+                destroy()
+            torch.distributed.destroy_process_group = report
     """)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='')
-    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0 and 'OK' in out.stdout, out.stderr[-3000:]
+    for close in (True, False):
+        out = subprocess.run([sys.executable, '-c', f'CLOSE = {close}\n' + script], capture_output=True, text=True,
+                             env=env, timeout=120)
+        assert out.returncode == 0 and 'OK' in out.stdout, out.stderr[-3000:]
+        assert ('destroyed at exit' in out.stdout) == (not close), out.stdout
 
 
 def _resume_opt(tmp_path, auto_resume):
