@@ -1,4 +1,6 @@
-"""Each BasicSR 1.4.2 patch in deblurzoo.compat, proven on this (GPU-less) machine."""
+"""Each BasicSR 1.4.2 fix in deblurzoo.compat, proven on this (GPU-less) machine; and that ``import deblurzoo`` changes
+nothing else in BasicSR, while the behaviour changes (clearer registry errors, resume fallbacks) come with
+``deblurzoo.trainer_extensions()``."""
 import collections
 import os
 import re
@@ -12,6 +14,14 @@ from torch import nn
 
 import deblurzoo
 from basicsr.utils.registry import ARCH_REGISTRY
+from deblurzoo.option_keys import registered
+
+
+@pytest.fixture
+def extensions():
+    """deblurzoo's trainer extensions, enabled for one test."""
+    with deblurzoo.trainer_extensions() as ext:
+        yield ext
 
 
 def test_every_patch_is_applied_and_documented():
@@ -28,7 +38,7 @@ def test_functional_tensor_shim_lets_basicsr_import():
 
 def test_unknown_type_names_the_type_and_lists_registered_names():
     with pytest.raises(KeyError, match=r"Unknown type 'SVDNN' in the 'arch' registry.*Registered:.*SVDN"):
-        ARCH_REGISTRY.get('SVDNN')
+        registered(ARCH_REGISTRY, 'SVDNN')  # what the extensions' option check and builders use
 
 
 def test_distributed_init_and_ddp_on_cpu(tmp_path):
@@ -87,7 +97,7 @@ def _save_states(opt, iters, networks=None):
             torch.save({'params': {}}, os.path.join(opt['path']['models'], f'net_g_{it}.pth'))
 
 
-def test_auto_resume_falls_back_past_a_state_without_its_network_or_unreadable(tmp_path, capsys):
+def test_auto_resume_falls_back_past_a_state_without_its_network_or_unreadable(tmp_path, capsys, extensions):
     import basicsr.train
     opt = _resume_opt(tmp_path, auto_resume=True)
     _save_states(opt, (4, 6, 8), networks=(4, 6))
@@ -113,7 +123,7 @@ def test_auto_resume_finds_newest_state_under_experiment_root_and_maps_to_cpu(tm
     assert opt['path']['pretrain_network_g'].endswith('net_g_10.pth')  # check_resume still runs
 
 
-def test_resume_state_refuses_pickled_code(tmp_path):
+def test_resume_state_refuses_pickled_code(tmp_path, extensions):
     import basicsr.train
     opt = _resume_opt(tmp_path, auto_resume=False)
     bad = tmp_path / 'evil.state'
@@ -184,3 +194,55 @@ def test_video_validation_metric_buffers_on_model_device():
     assert {k: v.device.type for k, v in model.metric_results.items()} == {'a': 'cpu', 'b': 'cpu'}
     assert model.metric_results['a'].shape == (3, 1)
     assert torch.all(model.metric_results['a'] > 15)  # 0.9 * gt: a finite, real PSNR per frame
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# import registers and fixes only; the trainer extensions change BasicSR for the pipeline they wrap
+# ---------------------------------------------------------------------------------------------------------------------
+
+REPLACED_BY_EXTENSIONS = ('parse_options', 'load_resume_state', 'make_exp_dirs', 'copy_opt_file',
+                          'create_train_val_dataloader', 'EnlargedSampler', 'build_model')
+
+
+def test_import_alone_leaves_basicsrs_trainer_as_it_is():
+    """After ``import deblurzoo`` alone, checkpointing, model building, the sampler and the training pipeline's
+    helpers are BasicSR's own."""
+    script = textwrap.dedent("""
+        import deblurzoo
+        import basicsr.archs, basicsr.losses, basicsr.models, basicsr.train
+        from basicsr.models.base_model import BaseModel
+        from basicsr.data.data_sampler import EnlargedSampler
+        from basicsr.utils.registry import Registry
+        objs = [BaseModel.save_network, BaseModel.save_training_state, BaseModel.load_network,
+                BaseModel.resume_training, basicsr.archs.build_network, basicsr.losses.build_loss,
+                basicsr.models.build_model, EnlargedSampler.__iter__, Registry.get]
+        objs += [getattr(basicsr.train, name) for name in %r if name != 'load_resume_state']  # (a compat fix)
+        print(sorted({obj.__module__ for obj in objs}))
+    """ % (REPLACED_BY_EXTENSIONS,))
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, CUDA_VISIBLE_DEVICES=''))
+    assert out.returncode == 0, out.stderr[-3000:]
+    modules = eval(out.stdout.strip().splitlines()[-1])
+    assert all(m.startswith('basicsr') for m in modules), modules
+
+
+def test_extensions_replace_pipeline_names_only_inside_with():
+    import basicsr.test
+    import basicsr.train
+    from deblurzoo import training
+    before = {name: getattr(basicsr.train, name) for name in REPLACED_BY_EXTENSIONS}
+    with deblurzoo.trainer_extensions() as ext:
+        assert basicsr.train.build_model is training.build_model is basicsr.test.build_model
+        assert basicsr.train.EnlargedSampler is training.ResumableSampler
+        assert basicsr.train.load_resume_state == ext.load_resume_state
+        assert all(getattr(basicsr.train, name) is not before[name] for name in REPLACED_BY_EXTENSIONS)
+    assert {name: getattr(basicsr.train, name) for name in REPLACED_BY_EXTENSIONS} == before
+    assert basicsr.test.build_model is before['build_model']
+
+
+def test_extended_model_keeps_the_models_name_and_behaviour():
+    from basicsr.models.sr_model import SRModel
+    from deblurzoo.training import CheckpointingMixin, extended_model_class
+    cls = extended_model_class(SRModel)
+    assert cls.__name__ == 'SRModel' and cls.__mro__[1:3] == (CheckpointingMixin, SRModel)
+    assert extended_model_class(SRModel) is cls and extended_model_class(cls) is cls
