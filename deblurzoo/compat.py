@@ -12,9 +12,6 @@ import collections
 import datetime
 import functools
 import os
-import site
-import sys
-import sysconfig
 from unittest import mock
 
 import torch
@@ -220,13 +217,13 @@ def video_feed_data_alias():
 
 
 def installed_root():
-    """The folder holding the ``basicsr`` package when it is an installed one (site-packages), else None."""
+    """The folder holding the ``basicsr`` package when BasicSR is installed from a wheel (the folder also holds its
+    ``basicsr-<version>.dist-info``: site-packages, or any ``--target``), else None (a clone, editable or on
+    ``PYTHONPATH``)."""
     import basicsr
     root = os.path.dirname(os.path.dirname(os.path.abspath(basicsr.__file__)))
-    sites = {sysconfig.get_paths()[k] for k in ('purelib', 'platlib')} | set(site.getsitepackages())
-    if site.ENABLE_USER_SITE:
-        sites.add(site.getusersitepackages())
-    return root if root in {os.path.abspath(p) for p in sites} else None
+    installed = any(name.startswith('basicsr-') and name.endswith('.dist-info') for name in os.listdir(root))
+    return root if installed else None
 
 
 def relocated(path):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import deblurzoo  # noqa: F401
-from deblurzoo import compat
+from deblurzoo import checkpoint, training
 import test_train_e2e
 from test_train_e2e import _log, _run, _train_opt, _write
 
@@ -124,7 +124,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint_newest(root):
 
 def test_atomic_save_never_leaves_a_partial_file(tmp_path, monkeypatch):
     path = tmp_path / '8.state'
-    compat.atomic_save({'iter': 4}, str(path))
+    checkpoint.atomic_save({'iter': 4}, str(path))
     good = path.read_bytes()
 
     def fail_midway(obj, f, *args, **kwargs):
@@ -135,7 +135,7 @@ def test_atomic_save_never_leaves_a_partial_file(tmp_path, monkeypatch):
     monkeypatch.setattr(time, 'sleep', lambda s: None)
     with pytest.raises(OSError, match=rf'cannot save {re.escape(str(path))} .*file write failed.*nothing was '
                        r'overwritten'):
-        compat.atomic_save({'iter': 8}, str(path))
+        checkpoint.atomic_save({'iter': 8}, str(path))
     assert path.read_bytes() == good and os.listdir(tmp_path) == ['8.state']
 
     def interrupted(obj, f, *args, **kwargs):
@@ -144,7 +144,7 @@ def test_atomic_save_never_leaves_a_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, 'save', interrupted)
     with pytest.raises(KeyboardInterrupt):
-        compat.atomic_save({'iter': 8}, str(path))
+        checkpoint.atomic_save({'iter': 8}, str(path))
     assert path.read_bytes() == good and os.listdir(tmp_path) == ['8.state']
 
 
@@ -156,9 +156,9 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     random.seed(3)
     np.random.seed(3)
     path = str(tmp_path / 'rng.state')
-    compat.atomic_save({'rng': [compat.rng_state()]}, path)
+    checkpoint.atomic_save({'rng': [training.rng_state()]}, path)
     expected = random.random(), np.random.rand(), torch.rand(1).item()
-    compat.set_rng_state(torch.load(path, weights_only=True)['rng'][0])
+    training.set_rng_state(torch.load(path, weights_only=True)['rng'][0])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
 

@@ -1,6 +1,7 @@
 """Bad-input matrix, training side: option files, checkpoints and training steps that go wrong. Each case asserts an
 error naming the file, key or value at fault (or, where handling is right, the handling). Models are built in-process
-with BasicSR's ``build_model``; the cases that need BasicSR's whole training pipeline run ``deblurzoo/train.py``."""
+with the builders of deblurzoo's trainer extensions (``deblurzoo.training``, which ``deblurzoo/train.py`` enables); the
+cases that need BasicSR's whole training pipeline run ``deblurzoo/train.py``."""
 import os
 import re
 import shutil
@@ -10,9 +11,7 @@ import torch
 
 import deblurzoo  # noqa: F401
 import test_train_e2e
-from basicsr.archs import build_network
-from basicsr.losses import build_loss
-from basicsr.models import build_model
+from deblurzoo.training import build_loss, build_model, build_network
 from test_train_e2e import _log, _run, _train_opt, _write
 
 root = test_train_e2e.root  # the fixture: a temporary project root with a tiny GoPro set
