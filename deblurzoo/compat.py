@@ -231,7 +231,7 @@ def relocated(path):
     root = installed_root()
     if root is None or not isinstance(path, str) or os.path.commonpath([root, os.path.abspath(path)]) != root:
         return path
-    return os.path.join(os.getcwd(), os.path.relpath(os.path.abspath(path), root))
+    return os.path.normpath(os.path.join(os.getcwd(), os.path.relpath(os.path.abspath(path), root)))
 
 
 @_patch

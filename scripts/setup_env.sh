@@ -34,7 +34,10 @@ if ! "$PY" -c "import importlib.metadata as m; assert m.version('basicsr') == '1
   echo "[setup] installing $BASICSR_PIN"
   quiet_pip --no-build-isolation "$BASICSR_PIN"
 fi
+# deblurzoo_autoload in sys.modules at start-up: the deblurzoo-autoload.pth hook (BasicSR's own scripts find deblurzoo)
+# is installed; an environment made before the hook existed gets it by this reinstall
 if ! "$PY" -c "import deblurzoo, pytest, skimage, onnx, onnxruntime; import importlib.util as u; assert u.find_spec('skvideo')" 2>/dev/null \
+    || ! "$PY" -c "import sys; assert 'deblurzoo_autoload' in sys.modules" 2>/dev/null \
     || [ ! -x "$VENV/bin/deblurzoo-infer" ]; then
   echo "[setup] installing deblurzoo (editable) with its demo and test extras"
   quiet_pip --no-build-isolation -e "$ROOT[demo,test]" "$TORCH_PIN" "$TORCHVISION_PIN"

@@ -246,3 +246,19 @@ def test_extended_model_keeps_the_models_name_and_behaviour():
     cls = extended_model_class(SRModel)
     assert cls.__name__ == 'SRModel' and cls.__mro__[1:3] == (CheckpointingMixin, SRModel)
     assert extended_model_class(SRModel) is cls and extended_model_class(cls) is cls
+
+
+def test_installed_basicsr_scripts_write_under_the_working_directory(tmp_path, monkeypatch):
+    """``python -m basicsr.train`` takes its root from site-packages: experiments/, results/ and tb_logger/ go under the
+    working directory instead; any other root (a clone, a project's train.py) is kept."""
+    from basicsr.utils import options
+    site_root = str(tmp_path / 'site-packages')
+    monkeypatch.setattr(deblurzoo.compat, 'installed_root', lambda: site_root)
+    monkeypatch.chdir(tmp_path)
+    assert deblurzoo.compat.relocated(os.path.join(site_root, 'tb_logger', 'x')) == str(tmp_path / 'tb_logger' / 'x')
+    assert deblurzoo.compat.relocated(str(tmp_path / 'project')) == str(tmp_path / 'project')
+    opt_file = tmp_path / 'o.yml'
+    opt_file.write_text('name: n\nnum_gpu: 0\nmanual_seed: 1\ndatasets: {}\npath: {}\n')
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', str(opt_file)])
+    opt, _ = options.parse_options(site_root, is_train=True)
+    assert opt['path']['experiments_root'] == str(tmp_path / 'experiments' / 'n')

@@ -80,7 +80,7 @@ def root(tmp_path_factory):
     root = tmp_path_factory.mktemp('plugin')
     for split in ('train', 'test'):
         data_factory.make_gopro_tree(str(root / 'GOPRO_Large'), split=split, frames=3, size=(40, 48), with_flow=True)
-    data_factory.make_dvd_tree(str(root / 'dvd'), frames=6)
+    (root / 'dvd_root.txt').write_text(data_factory.make_dvd_tree(str(root / 'dvd'), frames=6))
     for split in ('train', 'val'):
         data_factory.make_reds_tree(str(root / 'REDS'), num_frames=4, split=split)
     return root
@@ -127,8 +127,9 @@ TRAIN_FILES = sorted(osp.relpath(osp.join(d, f), REPO) for d in (osp.join(REPO, 
                      'demo')) for f in os.listdir(d) if f.startswith('train_') and f.endswith('.yml'))
 
 
-def _tiny(rel, root, name, stage1):
-    """The option file ``rel`` with tiny nets, the tiny data sets, one iteration and no validation."""
+def _tiny(rel, root, name):
+    """The option file ``rel`` with tiny nets, the tiny data sets, one iteration and no validation (a two-stage model's
+    first stage: tiny weights saved for it)."""
     with open(osp.join(REPO, rel)) as f:
         opt = yaml.safe_load(f)
     opt['name'] = name
@@ -139,7 +140,7 @@ def _tiny(rel, root, name, stage1):
         if data['type'] == 'GoProDataset':
             data['dataroot'] = str(root / 'GOPRO_Large')
         elif data['type'].startswith('DVD'):
-            data.update(dataroot=str(root / 'dvd'), lq_folder='input', gt_folder='GT',
+            data.update(dataroot=(root / 'dvd_root.txt').read_text(), lq_folder='input', gt_folder='GT',
                         partition='train' if phase == 'train' else 'test')
         elif data['type'].startswith('REDS'):
             split = 'train' if phase == 'train' else 'val'
@@ -159,7 +160,8 @@ def _tiny(rel, root, name, stage1):
         if loss['type'] == 'VGGPerceptualLoss':
             loss['pretrained'] = False  # no ImageNet weights on test machines
     if 'pretrain_network_stage1' in opt['path']:
-        opt['path']['pretrain_network_stage1'] = stage1
+        opt['path']['pretrain_network_stage1'] = str(root / f'{name}_stage1.pth')
+        torch.save({'params': build_network(opt['network_stage1']).state_dict()}, opt['path']['pretrain_network_stage1'])
     if opt.get('val'):
         opt['val']['val_freq'] = 10 ** 6
     opt['logger'].update(print_freq=1, save_checkpoint_freq=10 ** 6, use_tb_logger=False)
@@ -185,14 +187,12 @@ for entry, path in json.load(open(sys.argv[1])):
 def test_every_shipped_train_option_trains_through_basicsr_and_deblurzoo(root):
     """Each ``options/**/train_*.yml``, shrunk, for one iteration through BasicSR's ``basicsr.train`` script (registered
     by the hook alone) and through deblurzoo's pipeline (with the trainer extensions); one process runs them all."""
-    stage1 = str(root / 'atrous_stage1.pth')
-    torch.save({'params': build_network(dict(type='AtrousNet', **TINY_ATROUS)).state_dict()}, stage1)
     jobs = []
     for rel in TRAIN_FILES:
         stem = osp.splitext(osp.basename(rel))[0]
         for entry in ('basicsr.train', 'deblurzoo'):
             name = f'{stem}_{entry.split(".")[0]}'
-            jobs.append((entry, _write(root, _tiny(rel, root, name, stage1), f'{name}.yml'), name))
+            jobs.append((entry, _write(root, _tiny(rel, root, name), f'{name}.yml'), name))
     with open(root / 'jobs.json', 'w') as f:
         json.dump([(entry, path) for entry, path, _ in jobs], f)
     run = _python('-c', RUN_ALL, str(root / 'jobs.json'), cwd=root, timeout=1200)
