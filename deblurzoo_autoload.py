@@ -55,6 +55,8 @@ class _BasicSRLoader:
                           f'deblurzoo` shows the full error; {ENV}=1 turns this automatic import off', stacklevel=2)
 
     def __getattr__(self, name):  # get_code, get_source, is_package, resource readers: BasicSR's loader answers
+        if name == 'loader':  # not set yet (a copy): no recursion
+            raise AttributeError(name)
         return getattr(self.loader, name)
 
 

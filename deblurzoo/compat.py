@@ -1,7 +1,7 @@
 """Fixes for BasicSR 1.4.2 (the PyPI release) on current torch/torchvision and on machines without GPUs.
 
 Only what BasicSR needs to work at all lives here; ``import deblurzoo`` (and so BasicSR's own entry points, through
-``deblurzoo_autoload``) applies it once. Each fix replaces one BasicSR function or method at runtime (never a file in
+``deblurzoo_autoload``) applies it once. Each fix replaces a BasicSR function or method at runtime (never a file in
 site-packages), names the upstream problem it answers and keeps BasicSR's behaviour otherwise. ``PATCHES`` lists them;
 ``tests/test_compat.py`` proves each one. What changes BasicSR's behaviour (atomic checkpoints, exact mid-epoch resume,
 option-key checks, experiment-folder checks) is not here: it is deblurzoo's trainer extension,

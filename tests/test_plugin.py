@@ -1,5 +1,5 @@
-"""BasicSR's own entry points find deblurzoo: ``python -m basicsr.train``/``basicsr.test`` with no ``import deblurzoo`` in
-user code, through the start-up hook installed with the package (``deblurzoo-autoload.pth`` -> ``deblurzoo_autoload``).
+"""BasicSR's own entry points find deblurzoo: ``python -m basicsr.train``/``basicsr.test`` with no ``import deblurzoo``
+in user code, through the start-up hook installed with the package (``deblurzoo-autoload.pth`` -> ``deblurzoo_autoload``).
 
 Where deblurzoo is installed (``scripts/setup_env.sh``), the subprocesses run ``python -m basicsr.<entry>`` exactly so;
 where it is only on ``PYTHONPATH`` they import the hook first, as the ``.pth`` line does, then run the same module as
@@ -144,7 +144,8 @@ def _tiny(rel, root, name):
                         partition='train' if phase == 'train' else 'test')
         elif data['type'].startswith('REDS'):
             split = 'train' if phase == 'train' else 'val'
-            data.update(dataroot_lq=str(root / 'REDS' / f'{split}_blur'), dataroot_gt=str(root / 'REDS' / f'{split}_sharp'))
+            data.update(dataroot_lq=str(root / 'REDS' / f'{split}_blur'),
+                        dataroot_gt=str(root / 'REDS' / f'{split}_sharp'))
         else:
             raise AssertionError(f'{rel}: no tiny data set for {data["type"]}; add one here')
         if phase == 'train':
@@ -160,8 +161,8 @@ def _tiny(rel, root, name):
         if loss['type'] == 'VGGPerceptualLoss':
             loss['pretrained'] = False  # no ImageNet weights on test machines
     if 'pretrain_network_stage1' in opt['path']:
-        opt['path']['pretrain_network_stage1'] = str(root / f'{name}_stage1.pth')
-        torch.save({'params': build_network(opt['network_stage1']).state_dict()}, opt['path']['pretrain_network_stage1'])
+        stage1 = opt['path']['pretrain_network_stage1'] = str(root / f'{name}_stage1.pth')
+        torch.save({'params': build_network(opt['network_stage1']).state_dict()}, stage1)
     if opt.get('val'):
         opt['val']['val_freq'] = 10 ** 6
     opt['logger'].update(print_freq=1, save_checkpoint_freq=10 ** 6, use_tb_logger=False)

@@ -122,7 +122,8 @@ def _missing_networks(opt):
 # experiment folders
 # ---------------------------------------------------------------------------------------------------------------------
 
-_CHOOSE = 'fix its permissions or run from another project folder (BasicSR writes under the root of the train.py it runs)'
+_CHOOSE = ('fix its permissions or run from another project folder (BasicSR writes under the root of the train.py it '
+           'runs)')
 
 
 def _probe_writable(folder, what):
