@@ -13,8 +13,11 @@ duration of one pipeline::
 Inside the ``with`` block, ``basicsr.train``/``basicsr.test`` use deblurzoo's versions of a few of their module-level
 names (restored on exit; BasicSR's classes and registries are never changed):
 
-- ``parse_options``: every ``type:`` and every network/loss constructor key of the option file is checked before
-  anything is built, with the closest valid name suggested (:func:`deblurzoo.option_keys.check_options`).
+- ``parse_options``: before anything is built, read or written, the option file is read strictly (UTF-8, no duplicate
+  keys) and every value's type and range is checked, YAML 1.1 number strings becoming numbers, names kept to one
+  folder component (:mod:`deblurzoo.option_values`); a test option file must name every network's weights unless
+  ``allow_untrained: true``; every ``type:`` and every network/loss constructor key is checked, with the closest
+  valid name suggested (:func:`deblurzoo.option_keys.check_options`).
 - ``build_model``: builds the model class with :class:`~deblurzoo.training.checkpoints.CheckpointingMixin` in front
   (atomic checkpoints that fail loudly, generator states and the model's extra state in training states,
   ``weights_only`` network loading with the problems named).
@@ -24,10 +27,12 @@ names (restored on exit; BasicSR's classes and registries are never changed):
   counted in the loader's real batches, a training set smaller than one batch is an error.
 - ``make_exp_dirs``/``copy_opt_file``: the experiment folders are checked for writing before anything trains.
 """
+import argparse
 import contextlib
 import copy
 import math
 import os
+import sys
 from unittest import mock
 
 from basicsr.data.data_sampler import EnlargedSampler
@@ -36,6 +41,7 @@ from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from .. import compat
 from ..option_keys import check_entry, check_options, registered
+from ..option_values import check_option_values, check_weights, load_option_file
 from .checkpoints import extended_model_class, set_rng_state
 
 SAVED_FOLDERS = ('models', 'training_states', 'log')  # what BasicSR's parse_options puts in an experiment folder
@@ -143,6 +149,14 @@ def _probe_writable(folder, what):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _option_file_argument(argv=None):
+    """The ``-opt`` file named on BasicSR's command line, or None."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt', type=str)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return args.opt
+
+
 class TrainerExtensions:
     """The context manager :func:`trainer_extensions` returns; holds the state of the one run it wraps."""
 
@@ -186,7 +200,13 @@ class TrainerExtensions:
     def _checked_parse(original):
 
         def parse_options(root_path, is_train=True):
+            path = _option_file_argument()
+            if path is not None:  # before BasicSR reads it: duplicate keys, encoding, values it uses itself
+                check_option_values(load_option_file(path))
             opt, args = original(root_path, is_train)
+            check_option_values(opt)  # again with --force_yml applied; YAML 1.1 number strings become numbers
+            if not is_train:
+                check_weights(opt)
             check_options(opt)
             return opt, args
 
