@@ -25,9 +25,11 @@ Conventions:
 The script is importable without side effects (``compute_sequence_flows``, ``compute_root_flows``, ``main``).
 """
 import argparse
+import importlib
 import importlib.util
 import os
 import sys
+import types
 import warnings
 
 import cv2
@@ -42,21 +44,23 @@ def _load_flow_util():
     """``deblurzoo.data.flow_util`` without importing the ``deblurzoo`` package.
 
     Importing ``deblurzoo`` imports torch and registers every network (seconds); the flow file format only needs
-    ``flow_util.py`` (numpy + cv2), so it is loaded from its file: this checkout's copy, else the installed
-    package's (``find_spec`` on a top-level package locates it without executing it).
+    ``flow_util.py`` and ``safe_io.py`` (numpy + cv2), so they are imported from their folder as the package
+    ``_deblurzoo_data`` (its ``__init__`` not run): this checkout's copy, else the installed package's (``find_spec``
+    on a top-level package locates it without executing it).
     """
     if 'deblurzoo.data.flow_util' in sys.modules:
         return sys.modules['deblurzoo.data.flow_util']
-    path = os.path.join(ROOT_DIR, 'deblurzoo', 'data', 'flow_util.py')
-    if not os.path.isfile(path):
+    folder = os.path.join(ROOT_DIR, 'deblurzoo', 'data')
+    if not os.path.isfile(os.path.join(folder, 'flow_util.py')):
         spec = importlib.util.find_spec('deblurzoo')
         if spec is None or not spec.submodule_search_locations:
             raise ImportError('deblurzoo is not installed (pip install -e . from the repository root)')
-        path = os.path.join(spec.submodule_search_locations[0], 'data', 'flow_util.py')
-    spec = importlib.util.spec_from_file_location('_deblurzoo_flow_util', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+        folder = os.path.join(spec.submodule_search_locations[0], 'data')
+    if '_deblurzoo_data' not in sys.modules:
+        package = types.ModuleType('_deblurzoo_data')
+        package.__path__ = [folder]
+        sys.modules['_deblurzoo_data'] = package
+    return importlib.import_module('_deblurzoo_data.flow_util')
 
 
 flow_util = _load_flow_util()
