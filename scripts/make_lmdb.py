@@ -94,6 +94,15 @@ def has_flows(root, split, flow_folder='flow'):
     return any(osp.isdir(osp.join(split_dir, seq, flow_folder)) for seq in seqs)
 
 
+def _check_keys(keys):
+    """Refuse keys that BasicSR's meta_info.txt cannot hold (its fields are separated by white space)."""
+    from deblurzoo.data.layout_scan import listing
+    spaced = [key for key in keys if any(c.isspace() for c in key)]
+    if spaced:
+        raise ValueError(f'{len(spaced)} key(s) contain white space, which an lmdb\'s meta_info.txt (fields separated '
+                         f'by spaces) cannot hold: {listing(spaced)}; rename those files')
+
+
 def _check_target(path, force):
     """Refuse an existing ``path`` unless ``force`` and it is an lmdb (then it is removed)."""
     if not osp.exists(path):
@@ -151,6 +160,7 @@ def pack_split(root,
     targets = {kind: osp.join(out_dir, f'{name}_{split}_{kind}.lmdb') for kind in kinds}
     for path in targets.values():  # all checked before anything is written or removed
         _check_target(path, force)
+    _check_keys(s['key'] for s in samples)
     roles = {blur_folder: 'blur', sharp_folder: 'sharp', 'flow': 'flow'}
     made = {roles[kind]: path for kind, path in targets.items()}
     if check_only:
@@ -201,6 +211,7 @@ def write_lmdb(target, paths, keys, compress_level=1):
     import lmdb
     from deblurzoo.data.safe_io import check_lmdb, shown, write_bytes_atomic
 
+    _check_keys(keys)
     folder, name = osp.split(osp.abspath(target))
     tmp = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
     old = None
@@ -245,6 +256,7 @@ def _write_pair(made, sources, keys, out_dir, force, compress_level, check_only)
     ``sources[role]`` (paths) under ``keys``; returns ``made``."""
     for path in made.values():  # all checked before anything is written or removed
         _check_target(path, force)
+    _check_keys(keys)
     if check_only:
         return made
     os.makedirs(out_dir, exist_ok=True)

@@ -175,7 +175,7 @@ class DVDDataset(data.Dataset):
             num_frame (int): Frames per clip, T (required, >= 1).
             center_frame_only (bool): ``gt`` is the clip's centre frame (3, H, W), for models restoring the centre
                 of T stacked frames; needs an odd ``num_frame``. Default: False (all T frames).
-            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to BasicSR's ``FileClient``).
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to ``lmdb.open``).
                 Default: ``{type: disk}``.
             dataroot_lq (str): lmdb backend: the blurry frames' .lmdb (``scripts/make_lmdb.py --layout dvd``),
                 keyed '<seq>/<frame>'; sequences and frames come from its meta_info.txt.

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from numpy.lib import format as npy_format
 
+from . import safe_io
 from .safe_io import decode_bytes, encode_image, read_bytes, shown, write_bytes_atomic
 
 FLOW_SCALE = 64.0
@@ -64,7 +65,7 @@ def read_flow(path):
 
 
 def flow_from_bytes(content, path='<flow>'):
-    """Decode the bytes of a flow file (from disk or a FileClient/LMDB) as (H, W, 4) float32.
+    """Decode the bytes of a flow file (from disk or an LMDB) as (H, W, 4) float32.
 
     ``path`` picks the codec (``.npy``: float array; anything else, e.g. an LMDB key: the 16-bit PNG encoding) and
     names the source in errors. Raises a ValueError naming ``path`` for an empty or undecodable file, a shape other

@@ -151,7 +151,7 @@ class GoProDataset(data.Dataset):
             sharp_folder (str): Default: 'sharp'.
             meta_info_file (str): A txt file of '<seq>/<frame>' keys, one per line, that selects (and orders) the
                 pairs, e.g. a custom split. Default: None (every pair).
-            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to BasicSR's ``FileClient``).
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to ``lmdb.open``).
                 Default: ``{type: disk}``.
             dataroot_lq (str): lmdb backend: the blurry frames' .lmdb (scripts/make_lmdb.py); keys come from its
                 meta_info.txt.

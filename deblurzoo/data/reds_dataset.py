@@ -200,7 +200,7 @@ class REDSDeblurDataset(data.Dataset):
             dataroot_gt (str): The sharp clips' folder (``datasets/REDS/train_sharp``), or its .lmdb.
             phase (str): Set by BasicSR from the datasets section ('train', 'val', 'test'). Default: 'test'.
             meta_info_file (str): The clips to use, the first word of each line ('#' comments). Default: None (all).
-            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to BasicSR's ``FileClient``).
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to ``lmdb.open``).
                 Default: ``{type: disk}``.
             num_frame (int): Frames per clip, T (required, >= 1; 1 gives images).
             center_frame_only (bool): ``gt`` is the clip's centre frame (3, H, W); needs an odd ``num_frame``.
