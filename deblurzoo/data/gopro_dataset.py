@@ -10,8 +10,9 @@ into LMDBs keyed ``<seq>/<frame>``, which :class:`GoProDataset` reads as well.
 
 The folder is scanned with ``layout_scan`` and files are read by ``frame_reader.FrameReader`` (the components every
 deblurzoo dataset uses): images decoded by ``data_util.decode_image`` (8- and 16-bit, grayscale, RGB, RGBA; empty,
-truncated, oversized and undecodable files are refused with their path). The scans and the datasets take ``problems`` (a ``data_util.Problems``): with it they
-collect every problem instead of raising the first (``scripts/check_dataset.py``).
+truncated, oversized and undecodable files are refused with their path). The scans and the datasets take
+``problems`` (a ``data_util.Problems``): with it they collect every problem instead of raising the first
+(``scripts/check_dataset.py``).
 """
 import os
 from os import path as osp

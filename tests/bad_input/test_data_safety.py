@@ -252,7 +252,9 @@ def packed(tmp_path_factory):
 # error's message after 'ERROR '
 _CHILD = """
 import sys, types, importlib
-package = types.ModuleType('_deblurzoo_data'); package.__path__ = [sys.argv[1]]; sys.modules['_deblurzoo_data'] = package
+package = types.ModuleType('_deblurzoo_data')
+package.__path__ = [sys.argv[1]]
+sys.modules['_deblurzoo_data'] = package
 safe_io = importlib.import_module('_deblurzoo_data.safe_io')
 try:
     safe_io.check_lmdb(sys.argv[2], 'dataroot_lq')
