@@ -22,7 +22,7 @@ from torch.utils import data as data
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import ClipIndex, FrameReader, SequenceIndex, load_sequences, log_sequences, sequence_groups
+from .frame_reader import ClipIndex, FrameReader, SequenceIndex, load_sequences, sequence_groups
 from .layout_scan import list_sequences, listing, natural_key, pick_sequences, read_keys, sequence_frames
 from .safe_io import shown
 
@@ -207,10 +207,8 @@ class DVDDataset(data.Dataset):
         sequences, where = load_dvd(opt, self.reader, 'DVDDataset', self.partition, problems)
         if opt.get('check_sizes', False):  # every frame of a sequence: one size (and >= gt_size in training)
             self.reader.check_stored_sizes(sequence_groups(sequences), problems)
-        self.clip_index.index(sequences, where, SELECTION_OPTIONS, problems)
+        self.clip_index.index(sequences, where, SELECTION_OPTIONS, problems, self.partition)
         self.sequences, self.clips = self.clip_index.sequences, self.clip_index.clips
-        log_sequences(owner, where, self.sequences, f', {len(self.clips)} clips of {self.clip_index.num_frame}',
-                      self.partition)
 
     def file_groups(self):
         """Every file the dataset reads, as (sequence, [(role, path)]): all frames of a sequence need one size."""
@@ -264,11 +262,8 @@ class DVDTestDataset(data.Dataset):
         self.reader = FrameReader(opt, 'DVDTestDataset', crop=False)  # whole frames, whatever the phase
         self.partition = opt.get('partition') or 'test'
         sequences, where = load_dvd(opt, self.reader, 'DVDTestDataset', self.partition, problems)
-        self.whole.index(sequences)
+        self.whole.index(sequences, where, self.partition)
         self.sequences, self.folders, self.data_info = self.whole.sequences, self.whole.folders, self.whole.data_info
-        max_frames = self.whole.max_frames
-        log_sequences(owner, where, self.sequences, '' if max_frames is None else f' (at most {max_frames} a sequence)',
-                      self.partition)
 
     def file_groups(self):
         """Every file the dataset reads, as (sequence, [(role, path)]): all frames of a sequence need one size."""

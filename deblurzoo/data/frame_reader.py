@@ -220,6 +220,16 @@ class FrameReader:
         return frames_tensor(img_lqs), frames_tensor(img_gts)
 
 
+def disk_reader(opt, cls_name, layout):
+    """The :class:`FrameReader` of a dataset that reads its folder ``dataroot`` from disk only (HIDE, RealBlur);
+    errors name ``layout`` for another backend or a missing ``dataroot``."""
+    reader = FrameReader(
+        opt, cls_name, backends=('disk', ), backend_hint=f'it reads its folder with the disk backend ({layout})')
+    if not opt.get('dataroot'):
+        raise ValueError(f"{cls_name} needs the option 'dataroot' ({layout})")
+    return reader
+
+
 # ---------------------------------------------------------------- video sequences
 
 
@@ -278,9 +288,10 @@ class ClipIndex:
         self.single_frame_images = single_frame_images
         self.sequences, self.clips = OrderedDict(), []
 
-    def index(self, sequences, where, selection_options, problems=None):
-        """Index the clips of ``sequences``; sequences shorter than ``num_frame`` are an error (with ``problems``:
-        recorded and left out of ``sequences``). ``selection_options`` names the options that leave sequences out."""
+    def index(self, sequences, where, selection_options, problems=None, partition=None):
+        """Index the clips of ``sequences`` and log their number (:func:`log_sequences`); sequences shorter than
+        ``num_frame`` are an error (with ``problems``: recorded and left out of ``sequences``). ``selection_options``
+        names the options that leave sequences out."""
         num_frame = self.num_frame
         short = [(seq, len(frames)) for seq, frames in sequences.items() if len(frames) < num_frame]
         if short:
@@ -297,6 +308,7 @@ class ClipIndex:
                 del sequences[seq]
         self.sequences = sequences
         self.clips = [(seq, start) for seq, frames in sequences.items() for start in range(len(frames) - num_frame + 1)]
+        log_sequences(self.owner, where, sequences, f', {len(self.clips)} clips of {num_frame}', partition)
 
     def __len__(self):
         return len(self.clips)
@@ -341,13 +353,14 @@ class SequenceIndex:
         if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
                                        or max_frames < 1):
             raise ValueError(f'{owner}: max_frames must be an int >= 1 or null, got {max_frames!r}')
-        self.max_frames = max_frames
+        self.owner, self.max_frames = owner, max_frames
         self.sequences, self.folders = OrderedDict(), []
         self.data_info = {'folder': [], 'lq_path': [], 'gt_path': []}
 
-    def index(self, sequences):
-        """Index ``sequences`` (cut to ``max_frames``); ``data_info['folder']`` lists each sequence once per frame
-        (``VideoRecurrentModel`` sizes its metrics with it), ``['lq_path']``/``['gt_path']`` the frames."""
+    def index(self, sequences, where, partition=None):
+        """Index ``sequences`` (cut to ``max_frames``) and log their number (:func:`log_sequences`);
+        ``data_info['folder']`` lists each sequence once per frame (``VideoRecurrentModel`` sizes its metrics with
+        it), ``['lq_path']``/``['gt_path']`` the frames."""
         if self.max_frames is not None:
             for seq, frames in sequences.items():
                 sequences[seq] = frames[:self.max_frames]
@@ -357,6 +370,8 @@ class SequenceIndex:
                 self.data_info['folder'].append(seq)
                 self.data_info['lq_path'].append(frame['lq_path'])
                 self.data_info['gt_path'].append(frame['gt_path'])
+        extra = '' if self.max_frames is None else f' (at most {self.max_frames} a sequence)'
+        log_sequences(self.owner, where, sequences, extra, partition)
 
     def __len__(self):
         return len(self.folders)

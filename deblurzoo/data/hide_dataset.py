@@ -17,7 +17,7 @@ from torch.utils import data as data
 
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import FrameReader, pair_groups
+from .frame_reader import disk_reader, pair_groups
 from .layout_scan import frames_in, listing, read_keys
 from .safe_io import shown
 
@@ -155,14 +155,8 @@ class HIDEDataset(data.Dataset):
         super().__init__()
         check_option_keys(opt, self.OPTION_KEYS, 'HIDEDataset')
         self.opt = opt
-        self.reader = FrameReader(
-            opt,
-            'HIDEDataset',
-            backends=('disk', ),
-            backend_hint=f'it reads its folder with the disk backend (the HIDE_dataset folder: {LAYOUT})')
+        self.reader = disk_reader(opt, 'HIDEDataset', f'the HIDE_dataset folder: {LAYOUT}')
         self.split = opt.get('split') or ('train' if self.reader.is_train else 'test')
-        if not opt.get('dataroot'):
-            raise ValueError(f"HIDEDataset needs the option 'dataroot' (the HIDE_dataset folder: {LAYOUT})")
         meta = opt.get('meta_info_file')
         self.samples = scan_hide(
             opt['dataroot'],

@@ -19,7 +19,7 @@ from torch.utils import data as data
 
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import FrameReader, pair_groups
+from .frame_reader import disk_reader, pair_groups
 from .layout_scan import listing
 from .safe_io import read_bytes, shown
 
@@ -177,14 +177,8 @@ class RealBlurDataset(data.Dataset):
         super().__init__()
         check_option_keys(opt, self.OPTION_KEYS, 'RealBlurDataset')
         self.opt = opt
-        self.reader = FrameReader(
-            opt,
-            'RealBlurDataset',
-            backends=('disk', ),
-            backend_hint=f'it reads its folder with the disk backend (the RealBlur folder: {LAYOUT})')
+        self.reader = disk_reader(opt, 'RealBlurDataset', f'the RealBlur folder: {LAYOUT}')
         self.split = opt.get('split') or ('train' if self.reader.is_train else 'test')
-        if not opt.get('dataroot'):
-            raise ValueError(f"RealBlurDataset needs the option 'dataroot' (the RealBlur folder: {LAYOUT})")
         self.variant = str(opt.get('variant', 'J'))
         self.samples = scan_realblur(
             opt['dataroot'], self.variant, self.split, list_file=opt.get('meta_info_file'), problems=problems)

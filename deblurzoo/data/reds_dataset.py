@@ -41,7 +41,7 @@ from torch.utils import data as data
 
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import ClipIndex, FrameReader, SequenceIndex, load_sequences, log_sequences, sequence_groups
+from .frame_reader import ClipIndex, FrameReader, SequenceIndex, load_sequences, sequence_groups
 from .layout_scan import compare_frames, frames_in, list_sequences, listing, natural_key, pick_sequences, read_keys
 from .safe_io import shown
 
@@ -241,7 +241,6 @@ class REDSDeblurDataset(data.Dataset):
             self.reader.check_stored_sizes(sequence_groups(clips), problems)
         self.clip_index.index(clips, where, 'meta_info_file', problems)
         self.sequences, self.clips = self.clip_index.sequences, self.clip_index.clips
-        log_sequences(owner, where, self.sequences, f', {len(self.clips)} clips of {self.clip_index.num_frame}')
 
     def file_groups(self):
         """Every file the dataset reads, as (clip, [(role, path)]): all frames of a clip need one size."""
@@ -291,10 +290,8 @@ class REDSDeblurTestDataset(data.Dataset):
         self.whole = SequenceIndex(opt, owner)
         self.reader = FrameReader(opt, 'REDSDeblurTestDataset', crop=False)  # whole frames, whatever the phase
         clips, where = load_reds(opt, self.reader, 'REDSDeblurTestDataset', problems)
-        self.whole.index(clips)
+        self.whole.index(clips, where)
         self.sequences, self.folders, self.data_info = self.whole.sequences, self.whole.folders, self.whole.data_info
-        max_frames = self.whole.max_frames
-        log_sequences(owner, where, self.sequences, '' if max_frames is None else f' (at most {max_frames} a sequence)')
 
     def file_groups(self):
         """Every file the dataset reads, as (clip, [(role, path)]): all frames of a clip need one size."""
