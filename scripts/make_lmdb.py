@@ -209,13 +209,14 @@ def write_lmdb(target, paths, keys, compress_level=1):
     temporary folder is removed, ``target`` is left as it was and an OSError names ``target`` and the cause.
     """
     import lmdb
-    from deblurzoo.data.safe_io import check_lmdb, shown, write_bytes_atomic
+    from deblurzoo.data.safe_io import check_lmdb, default_mode, shown, write_bytes_atomic
 
     _check_keys(keys)
     folder, name = osp.split(osp.abspath(target))
     tmp = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
     old = None
     try:
+        os.chmod(tmp, default_mode(target, directory=True))
         # lmdb reserves map_size bytes of address space and grows the file as it is written; _put_all grows the map
         env = lmdb.open(tmp, map_size=2 * sum(osp.getsize(p) for p in paths) + (64 << 20))
         try:

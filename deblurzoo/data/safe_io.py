@@ -60,6 +60,17 @@ def read_head(path, size=HEAD_BYTES):
         raise type(err)(err.errno, f'cannot read {shown(path)}: {err.strerror or err}') from None
 
 
+def default_mode(path, directory=False):
+    """The permission bits a new file (or folder) at ``path`` gets: those of the file it replaces, else what the
+    process's umask leaves of 0o666 (0o777 for a folder) -- not the 0o600 of ``tempfile``'s files."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return (0o777 if directory else 0o666) & ~umask
+
+
 def write_bytes_atomic(path, content):
     """Write ``content`` to ``path`` atomically: a temporary file beside it, fsync'ed and its size checked, then
     renamed over ``path``. On any failure the temporary file is removed, ``path`` is left as it was and an OSError
@@ -72,6 +83,7 @@ def write_bytes_atomic(path, content):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        os.chmod(tmp, default_mode(path))
         with os.fdopen(fd, 'wb') as f:
             written = f.write(content)
             f.flush()

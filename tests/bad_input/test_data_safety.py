@@ -352,6 +352,9 @@ def test_make_lmdb_replaces_an_lmdb_only_with_a_complete_one(packed, tmp_path, m
     make_lmdb = load_script('make_lmdb')
     first = make_lmdb.main(['--root', root, '--split', 'test', '--out', out])['test']
     snapshot = {name: open(osp.join(first['blur'], name), 'rb').read() for name in ('data.mdb', 'meta_info.txt')}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(first['blur']).st_mode & 0o777 == 0o777 & ~umask  # not tempfile's 0o700
 
     # a full disk at the last write: the old lmdb stays, byte-identical, and no temporary folder is left
     _fail_replace(monkeypatch)
@@ -373,3 +376,15 @@ def test_make_lmdb_replaces_an_lmdb_only_with_a_complete_one(packed, tmp_path, m
         make_lmdb.main(['--root', bad_root, '--split', 'test', '--out', out, '--force', '--name', 'G'])
     for name, content in snapshot.items():
         assert open(osp.join(first['blur'], name), 'rb').read() == content
+
+
+def test_atomic_writes_keep_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_flow(str(tmp_path / 'a.png'), np.zeros(SIZE + (4, ), np.float32))
+        assert os.stat(tmp_path / 'a.png').st_mode & 0o777 == 0o644  # not tempfile's 0o600
+        os.chmod(tmp_path / 'a.png', 0o640)
+        write_flow(str(tmp_path / 'a.png'), np.ones(SIZE + (4, ), np.float32))
+        assert os.stat(tmp_path / 'a.png').st_mode & 0o777 == 0o640  # a replaced file keeps its mode
+    finally:
+        os.umask(umask)
