@@ -24,6 +24,7 @@ from deblurzoo.data import safe_io
 from deblurzoo.data.data_util import decode_image
 from deblurzoo.data.flow_util import read_flow, write_flow
 from deblurzoo.data.gopro_dataset import GoProDataset
+from deblurzoo.data.reds_dataset import REDSDeblurDataset
 
 FEW = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SIZE = (12, 16)
@@ -105,6 +106,15 @@ def test_any_file_name_is_scanned_read_and_shown_escaped(tmp_path_factory, seq, 
         GoProDataset({'name': 'n', 'dataroot': root, 'split': 'test'})
     message = str(info.value)
     assert _printable(message) and safe_io.shown(seq) in message and safe_io.shown(frame) in message
+
+    # the same names as a REDS clip and frame (another layout, the same scan and read components)
+    for folder, seed in ((b'train_blur', 1), (b'train_sharp', 2)):
+        os.makedirs(osp.join(os.fsencode(root), folder, seq))
+        safe_io.write_image(osp.join(os.fsencode(root), folder, seq, frame + b'.png'), _image(seed))
+    reds = REDSDeblurDataset({'dataroot_lq': osp.join(root, 'train_blur'), 'dataroot_gt': osp.join(root, 'train_sharp'),
+                              'num_frame': 1})
+    np.testing.assert_array_equal(reds[0]['lq'].permute(1, 2, 0).numpy(), expected)
+    assert reds[0]['key'] == f'{os.fsdecode(seq)}/{os.fsdecode(frame)}'
 
 
 def test_shown_escapes_only_what_cannot_be_printed():
