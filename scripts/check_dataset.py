@@ -37,6 +37,7 @@ import deblurzoo  # noqa: E402,F401  (registers the datasets; patches BasicSR fi
 from basicsr.utils.options import ordered_yaml  # noqa: E402
 from basicsr.utils.registry import DATASET_REGISTRY  # noqa: E402
 from deblurzoo.data.data_util import READ_ERRORS, Problems, check_files, check_option_keys, error_message  # noqa: E402
+from deblurzoo.data.safe_io import read_bytes, shown  # noqa: E402
 
 # command-line flags that set a dataset option of the same name (dashes -> underscores)
 OPTION_FLAGS = ('dataroot', 'dataroot_lq', 'dataroot_gt', 'dataroot_flow', 'split', 'phase', 'gt_size', 'num_frame',
@@ -57,7 +58,7 @@ def check_dataset(opt, workers=0):
     problems = Problems()
     data = opt.get('dataroot') or opt.get('dataroot_lq') or 'no dataroot'
     name = f" '{opt['name']}'" if opt.get('name') else ''
-    label = f"{opt['type']}{name} (phase {opt.get('phase', 'test')}, {data})"
+    label = f"{opt['type']}{name} (phase {opt.get('phase', 'test')}, {shown(data)})"
     cls = deblurzoo_datasets().get(opt['type'])
     if cls is None:
         problems.notes.append(('not a deblurzoo dataset, not checked', label))
@@ -77,11 +78,14 @@ def check_dataset(opt, workers=0):
 def options_from_file(path):
     """[(key, dataset options)] of an option file's ``datasets:`` section, with ``phase`` set from the key as BasicSR
     does ('val_2' -> 'val') and ``~`` expanded in the dataroots."""
-    with open(path) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    try:
+        text = read_bytes(path).decode('utf-8')
+    except UnicodeDecodeError as err:
+        raise ValueError(f'{shown(path)} is not UTF-8 text (byte {err.start}): not an option file') from None
+    opt = yaml.load(text, Loader=ordered_yaml()[0])
     datasets = (opt or {}).get('datasets') if isinstance(opt, dict) else None
     if not datasets:
-        raise ValueError(f'{path} has no datasets: section')
+        raise ValueError(f'{shown(path)} has no datasets: section')
     entries = []
     for key, dataset in datasets.items():
         dataset = dict(dataset, phase=key.split('_')[0])
@@ -126,7 +130,7 @@ def print_report(label, problems):
     if problems.errors:
         print(f'  problems ({len(problems.errors)}):')
         for message in problems.errors:
-            print(f'    {message}')
+            print(f'    {shown(message)}')
     grouped = OrderedDict()
     for note, name in problems.notes:
         grouped.setdefault(note, []).append(name)
@@ -134,7 +138,7 @@ def print_report(label, problems):
         print(f'  notes ({len(problems.notes)}):')
         for note, names in grouped.items():
             more = f' (+{len(names) - 1} more)' if len(names) > 1 else ''
-            print(f'    {note}: {names[0]}{more}')
+            print(f'    {note}: {shown(names[0])}{more}')
 
 
 def build_parser():
@@ -149,16 +153,21 @@ def build_parser():
     parser.add_argument('--dataroot-flow', help='flows: a GoPro-layout root, or an .lmdb (with --lmdb)')
     parser.add_argument('--lmdb', action='store_true', help='io_backend lmdb (--dataroot-lq/-gt/-flow are .lmdb)')
     parser.add_argument('--split', help="the split folder (GoPro, HIDE, RealBlur: 'train' or 'test')")
-    parser.add_argument('--phase', choices=('train', 'val', 'test'),
-                        help="default: 'train' with --gt-size, else 'test'")
+    parser.add_argument(
+        '--phase', choices=('train', 'val', 'test'), help="default: 'train' with --gt-size, else 'test'")
     parser.add_argument('--gt-size', type=int, help='the training crop size: smaller images are problems')
     parser.add_argument('--use-flow', action='store_true', help='GoProDataset: check the flows too')
     parser.add_argument('--num-frame', type=int, help='frames per clip (DVDDataset, REDSDeblurDataset)')
     parser.add_argument('--meta-info-file', help='the selection file the dataset takes as meta_info_file')
-    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
-                        help='any other dataset option, the value read as YAML (e.g. partition=all, variant=R)')
-    parser.add_argument('--workers', type=int, default=0, help='read files in this many processes (default: 0, '
-                        'in this one)')
+    parser.add_argument(
+        '--set',
+        action='append',
+        default=[],
+        metavar='KEY=VALUE',
+        help='any other dataset option, the value read as YAML (e.g. partition=all, variant=R)')
+    parser.add_argument(
+        '--workers', type=int, default=0, help='read files in this many processes (default: 0, '
+        'in this one)')
     return parser
 
 
@@ -173,11 +182,11 @@ def main(argv=None):
     entries = []
     if args.opt:
         if not osp.isfile(args.opt):
-            parser.error(f'option file not found: {args.opt}')
+            parser.error(f'option file not found: {shown(args.opt)}')
         try:
             entries += options_from_file(args.opt)
-        except (ValueError, yaml.YAMLError) as err:
-            parser.error(str(err))
+        except (OSError, ValueError, yaml.YAMLError) as err:
+            parser.error(shown(str(err)))
     if args.type:
         entries.append(('command line', options_from_args(args, parser)))
 

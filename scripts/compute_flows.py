@@ -20,14 +20,19 @@ Conventions:
 * Sequence ends mirror the available direction under a constant-velocity assumption: the first frame gets
   ``flow_prev := -flow_next`` and the last frame ``flow_next := -flow_prev``. A sequence with a single frame has
   nothing to match against and gets zero flows (with a warning).
-* Without ``--force`` frames whose flow file already exists are skipped, so an interrupted run can be resumed.
+* Without ``--force`` frames whose flow file already exists are skipped, so an interrupted run can be resumed: every
+  flow file is written atomically (``flow_util.write_flow``), so one that exists is complete.
+* Frames are read as bytes and decoded in memory, so any file name works; a failure (an unreadable frame, a full
+  disk) names the file and exits with status 1.
 
 The script is importable without side effects (``compute_sequence_flows``, ``compute_root_flows``, ``main``).
 """
 import argparse
+import importlib
 import importlib.util
 import os
 import sys
+import types
 import warnings
 
 import cv2
@@ -42,25 +47,28 @@ def _load_flow_util():
     """``deblurzoo.data.flow_util`` without importing the ``deblurzoo`` package.
 
     Importing ``deblurzoo`` imports torch and registers every network (seconds); the flow file format only needs
-    ``flow_util.py`` (numpy + cv2), so it is loaded from its file: this checkout's copy, else the installed
-    package's (``find_spec`` on a top-level package locates it without executing it).
+    ``flow_util.py`` and ``safe_io.py`` (numpy + cv2), so they are imported from their folder as the package
+    ``_deblurzoo_data`` (its ``__init__`` not run): this checkout's copy, else the installed package's (``find_spec``
+    on a top-level package locates it without executing it).
     """
     if 'deblurzoo.data.flow_util' in sys.modules:
         return sys.modules['deblurzoo.data.flow_util']
-    path = os.path.join(ROOT_DIR, 'deblurzoo', 'data', 'flow_util.py')
-    if not os.path.isfile(path):
+    folder = os.path.join(ROOT_DIR, 'deblurzoo', 'data')
+    if not os.path.isfile(os.path.join(folder, 'flow_util.py')):
         spec = importlib.util.find_spec('deblurzoo')
         if spec is None or not spec.submodule_search_locations:
             raise ImportError('deblurzoo is not installed (pip install -e . from the repository root)')
-        path = os.path.join(spec.submodule_search_locations[0], 'data', 'flow_util.py')
-    spec = importlib.util.spec_from_file_location('_deblurzoo_flow_util', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+        folder = os.path.join(spec.submodule_search_locations[0], 'data')
+    if '_deblurzoo_data' not in sys.modules:
+        package = types.ModuleType('_deblurzoo_data')
+        package.__path__ = [folder]
+        sys.modules['_deblurzoo_data'] = package
+    return importlib.import_module('_deblurzoo_data.flow_util')
 
 
 flow_util = _load_flow_util()
 write_flow = flow_util.write_flow
+shown = flow_util.safe_io.shown
 
 
 def create_dis():
@@ -78,10 +86,12 @@ def to_gray(img):
 
 
 def read_gray(path):
-    """Read ``path`` as uint8 grayscale, with a clear error when it cannot be read."""
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    """Read ``path`` as uint8 grayscale: its bytes read with Python and decoded in memory (``flow_util.safe_io``: any
+    file name; a header declaring more than the pixel limit refused), with a clear error naming the file."""
+    safe_io = flow_util.safe_io
+    img = safe_io.decode_bytes(safe_io.read_bytes(path), path, cv2.IMREAD_GRAYSCALE)
     if img is None:
-        raise ValueError(f'cannot read the image {path}')
+        raise ValueError(f'cannot read the image {safe_io.shown(path)}')
     return img
 
 
@@ -136,7 +146,7 @@ def compute_sequence_flows(frame_paths):
     """
     frame_paths = list(frame_paths)
     if len(frame_paths) == 1:
-        warnings.warn(f'a sequence with a single frame ({frame_paths[0]}) gets zero flows')
+        warnings.warn(f'a sequence with a single frame ({shown(frame_paths[0])}) gets zero flows')
     grays = [read_gray(p) for p in frame_paths]
     dis = create_dis()
     flows = []
@@ -170,25 +180,25 @@ def find_sequences(root, splits, blur_folder='blur'):
         ValueError: no sequence at all, or a blur folder without images.
     """
     if not os.path.isdir(root):
-        raise FileNotFoundError(f'dataset root not found: {root}')
+        raise FileNotFoundError(f'dataset root not found: {shown(root)}')
     sequences = []
     for split in splits:
         split_dir = os.path.join(root, split)
         if not os.path.isdir(split_dir):
-            raise FileNotFoundError(f'split folder not found: {split_dir} (choose the splits with --splits)')
+            raise FileNotFoundError(f'split folder not found: {shown(split_dir)} (choose the splits with --splits)')
         for seq in sorted(os.listdir(split_dir)):
             seq_dir = os.path.join(split_dir, seq)
             if seq.startswith('.') or not os.path.isdir(seq_dir):
                 continue
             blur_dir = os.path.join(seq_dir, blur_folder)
             if not os.path.isdir(blur_dir):
-                raise FileNotFoundError(f'sequence without a "{blur_folder}" folder: {blur_dir} is missing')
+                raise FileNotFoundError(f'sequence without a "{blur_folder}" folder: {shown(blur_dir)} is missing')
             frames = list_frames(blur_dir)
             if not frames:
-                raise ValueError(f'no images in {blur_dir}')
+                raise ValueError(f'no images in {shown(blur_dir)}')
             sequences.append((split, seq, frames))
     if not sequences:
-        raise ValueError(f'no sequences found under {root} (splits: {", ".join(splits)}); expected '
+        raise ValueError(f'no sequences found under {shown(root)} (splits: {", ".join(splits)}); expected '
                          f'<root>/<split>/<seq>/{blur_folder}/<frame>.png')
     return sequences
 
@@ -217,7 +227,7 @@ def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, 
     """
     frame_paths = list(frame_paths)
     if len(frame_paths) == 1:
-        warnings.warn(f'a sequence with a single frame ({frame_paths[0]}) gets zero flows')
+        warnings.warn(f'a sequence with a single frame ({shown(frame_paths[0])}) gets zero flows')
     dis = create_dis() if dis is None else dis
     cache = {}
 
@@ -234,7 +244,11 @@ def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, 
         if not force and os.path.isfile(out_path):
             skipped += 1
         else:
-            write_flow(out_path, frame_flows(dis, gray(i - 1), gray(i), gray(i + 1)))
+            try:
+                flow = frame_flows(dis, gray(i - 1), gray(i), gray(i + 1))
+            except ValueError as err:  # e.g. neighbours of different sizes
+                raise ValueError(f'{shown(frame)}: {err}') from None
+            write_flow(out_path, flow)
             written += 1
         for j in [j for j in cache if j < i]:  # frames i and i + 1 are the only ones needed again
             del cache[j]
@@ -294,7 +308,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         stats = compute_root_flows(args.root, args.splits, args.blur_folder, args.out_folder, args.force)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         print(f'compute_flows.py: error: {err}', file=sys.stderr)
         return 1
     print(f'{stats["frames"]} frames: {stats["written"]} flow files written, {stats["skipped"]} already there '

@@ -1,4 +1,4 @@
-"""Pack a GoPro-, DVD- or REDS-layout folder into LMDBs (BasicSR's ``make_lmdb_from_imgs``) for the lmdb backend.
+"""Pack a GoPro-, DVD- or REDS-layout folder into LMDBs (BasicSR's LMDB format) for the lmdb backend.
 
 GoPro (``GoProDataset``), the default layout. Usage::
 
@@ -11,7 +11,15 @@ sequences have a ``flow`` folder (scripts/compute_flows.py) -- ``<name>_<split>_
 is validated first by the dataset's own scan (``deblurzoo.data.gopro_dataset.scan_gopro``). ``--name`` defaults to
 the root folder's name without a trailing ``_Large`` (GOPRO_Large -> GOPRO, demo -> demo). Existing lmdbs are never
 replaced unless ``--force`` is given. Importable without side effects (``pack_split``, ``pack_video_partition``,
-``main``).
+``write_lmdb``, ``main``).
+
+Every lmdb is written into a temporary folder beside its target (``.<name>.lmdb.<random>.tmp``), verified (every key
+present, the data file whole) and only then renamed into place; a replaced lmdb (``--force``) is removed only after
+its successor is in place. On any failure (an unreadable or corrupt image, a full disk) the temporary folder is
+removed, an existing lmdb is left as it was, and the error names the target and the cause. Images are read as bytes
+and decoded in memory (``deblurzoo.data.data_util.decode_stored``), so any file name works; keys are stored as UTF-8
+(non-UTF-8 names with surrogate escapes), and BasicSR's LMDB format is kept (a PNG per key, ``meta_info.txt`` lines
+``<key>.png (h,w,c) <compress level>``).
 
 Options for the dataset::
 
@@ -60,7 +68,7 @@ import argparse
 import os
 import shutil
 import sys
-from collections import OrderedDict
+import tempfile
 from os import path as osp
 
 WRITES = """what it writes (keys listed in each lmdb's meta_info.txt; existing lmdbs are replaced only with --force):
@@ -84,6 +92,15 @@ def has_flows(root, split, flow_folder='flow'):
     split_dir = osp.join(root, split)
     seqs = os.listdir(split_dir) if osp.isdir(split_dir) else []
     return any(osp.isdir(osp.join(split_dir, seq, flow_folder)) for seq in seqs)
+
+
+def _check_keys(keys):
+    """Refuse keys that BasicSR's meta_info.txt cannot hold (its fields are separated by white space)."""
+    from deblurzoo.data.layout_scan import listing
+    spaced = [key for key in keys if any(c.isspace() for c in key)]
+    if spaced:
+        raise ValueError(f'{len(spaced)} key(s) contain white space, which an lmdb\'s meta_info.txt (fields separated '
+                         f'by spaces) cannot hold: {listing(spaced)}; rename those files')
 
 
 def _check_target(path, force):
@@ -127,7 +144,6 @@ def pack_split(root,
     """
     # imported here (--help stays fast); deblurzoo first: it patches BasicSR 1.4.2 so that basicsr imports
     from deblurzoo.data.gopro_dataset import scan_gopro
-    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
     name = default_name(root) if name is None else name
     if use_flow is None:
@@ -144,43 +160,90 @@ def pack_split(root,
     targets = {kind: osp.join(out_dir, f'{name}_{split}_{kind}.lmdb') for kind in kinds}
     for path in targets.values():  # all checked before anything is written or removed
         _check_target(path, force)
+    _check_keys(s['key'] for s in samples)
     roles = {blur_folder: 'blur', sharp_folder: 'sharp', 'flow': 'flow'}
     made = {roles[kind]: path for kind, path in targets.items()}
     if check_only:
         return made
 
     os.makedirs(out_dir, exist_ok=True)
-    data_path = osp.join(root, split)
     keys = [s['key'] for s in samples]
     for kind, field in kinds.items():
-        if osp.exists(targets[kind]):
-            shutil.rmtree(targets[kind])
-        rel_paths = [osp.relpath(s[field], data_path) for s in samples]
-        # lmdb reserves (virtually) map_size bytes; re-encoded PNGs stay well below 4x the source files
-        map_size = 4 * sum(osp.getsize(s[field]) for s in samples) + (64 << 20)
-        make_lmdb_from_imgs(data_path, targets[kind], rel_paths, keys, compress_level=compress_level, map_size=map_size)
+        write_lmdb(targets[kind], [s[field] for s in samples], keys, compress_level)
     return made
 
 
-def _write_lmdb(data_root, target, paths, keys, compress_level):
-    """Write the frames ``paths`` (under ``data_root``) into the lmdb ``target`` (replaced if there) under ``keys``."""
-    from deblurzoo.data.gopro_dataset import png_size
-    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+def _put_all(env, items, compress_level, batch=1000):
+    """Store every (key, path) of ``items`` in ``env`` as BasicSR does (the image re-encoded as PNG), committing
+    every ``batch`` images and growing the map when it is full; returns the meta_info.txt lines."""
+    import cv2
+    import lmdb
+    from deblurzoo.data.data_util import decode_stored
+    from deblurzoo.data.safe_io import encode_image, read_bytes
 
-    if osp.exists(target):
-        shutil.rmtree(target)
-    # lmdb reserves (virtually) map_size bytes: the raw size of the frames (those of a folder share a size) bounds
-    # their PNGs; JPEG files are far smaller than that
-    folders = OrderedDict()  # {folder: [its first frame, frame count]}
-    for path in paths:
-        folders.setdefault(osp.dirname(path), [path, 0])[1] += 1
-    raw = 0
-    for first, count in folders.values():
-        h, w = png_size(first)
-        raw += count * h * w * 3
-    map_size = raw + raw // 4 + (64 << 20)
-    rel_paths = [osp.relpath(path, data_root) for path in paths]
-    make_lmdb_from_imgs(data_root, target, rel_paths, keys, compress_level=compress_level, map_size=map_size)
+    lines = []
+    for start in range(0, len(items), batch):
+        chunk = []
+        for key, path in items[start:start + batch]:
+            img = decode_stored(read_bytes(path), path)  # (h, w) or (h, w, c) as stored; errors name the file
+            chunk.append((key.encode('utf-8', 'surrogateescape'),
+                          encode_image('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, compress_level], path)))
+            h, w = img.shape[:2]
+            lines.append(f'{key}.png ({h},{w},{1 if img.ndim == 2 else img.shape[2]}) {compress_level}\n')
+        while True:
+            try:
+                with env.begin(write=True) as txn:
+                    for key, value in chunk:
+                        txn.put(key, value)
+                break
+            except lmdb.MapFullError:  # the transaction was aborted: grow the map and write the chunk again
+                env.set_mapsize(2 * env.info()['map_size'])
+    return lines
+
+
+def write_lmdb(target, paths, keys, compress_level=1):
+    """Write the images ``paths`` into the lmdb ``target`` under ``keys``, atomically and verified.
+
+    The lmdb is built in a temporary folder beside ``target``, synced, checked (every key in it, its data file whole:
+    ``safe_io.check_lmdb``) and renamed to ``target``; an existing ``target`` is replaced only then. On any failure the
+    temporary folder is removed, ``target`` is left as it was and an OSError names ``target`` and the cause.
+    """
+    import lmdb
+    from deblurzoo.data.safe_io import check_lmdb, default_mode, shown, write_bytes_atomic
+
+    _check_keys(keys)
+    folder, name = osp.split(osp.abspath(target))
+    tmp = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
+    old = None
+    try:
+        os.chmod(tmp, default_mode(target, directory=True))
+        # lmdb reserves map_size bytes of address space and grows the file as it is written; _put_all grows the map
+        env = lmdb.open(tmp, map_size=2 * sum(osp.getsize(p) for p in paths) + (64 << 20))
+        try:
+            lines = _put_all(env, list(zip(keys, paths)), compress_level)
+            env.sync(True)
+            entries = env.stat()['entries']
+        finally:
+            env.close()
+        if entries != len(set(keys)):
+            raise OSError(f'{entries} keys stored, {len(set(keys))} expected')
+        write_bytes_atomic(osp.join(tmp, 'meta_info.txt'), ''.join(lines).encode('utf-8', 'surrogateescape'))
+        check_lmdb(tmp)
+        if osp.exists(target):
+            old = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.old', dir=folder)
+            os.rename(target, osp.join(old, name))
+        os.rename(tmp, target)
+        tmp = None
+    except (OSError, ValueError, lmdb.Error) as err:
+        if old is not None and not osp.exists(target):  # put the replaced lmdb back
+            os.rename(osp.join(old, name), target)
+        raise OSError(f'cannot write the lmdb {shown(target)}: {err}; nothing was written') from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def default_video_name(root):
@@ -191,14 +254,15 @@ def default_video_name(root):
 
 def _write_pair(made, sources, keys, out_dir, force, compress_level, check_only):
     """Check every target lmdb of ``made`` ({role: path}), then (unless ``check_only``) write each role's images
-    ``sources[role]`` = (root, paths) under ``keys``; returns ``made``."""
+    ``sources[role]`` (paths) under ``keys``; returns ``made``."""
     for path in made.values():  # all checked before anything is written or removed
         _check_target(path, force)
+    _check_keys(keys)
     if check_only:
         return made
     os.makedirs(out_dir, exist_ok=True)
-    for role, (root, paths) in sources.items():
-        _write_lmdb(root, made[role], paths, keys, compress_level)
+    for role, paths in sources.items():
+        write_lmdb(made[role], paths, keys, compress_level)
     return made
 
 
@@ -238,8 +302,10 @@ def pack_video_partition(root,
     folders = {'lq': lq_folder, 'gt': gt_folder}
     made = {role: osp.join(out_dir, f'{name}_{partition}_{folder}.lmdb') for role, folder in folders.items()}
     keys = [f'{seq}/{osp.splitext(frame)[0]}' for seq, names in frames.items() for frame in names]
-    sources = {role: (root, [osp.join(root, seq, folder, frame) for seq, names in frames.items() for frame in names])
-               for role, folder in folders.items()}
+    sources = {
+        role: [osp.join(root, seq, folder, frame) for seq, names in frames.items() for frame in names]
+        for role, folder in folders.items()
+    }
     return _write_pair(made, sources, keys, out_dir, force, compress_level, check_only)
 
 
@@ -267,8 +333,7 @@ def pack_reds_split(root, split, out_dir, name=None, force=False, compress_level
     clips = scan_reds(folders['lq'], folders['gt'])  # {clip: [{'lq_path', 'gt_path', 'frame'}]}
     made = {role: osp.join(out_dir, f'{name}_{split}_{kind}.lmdb') for role, kind in (('lq', 'blur'), ('gt', 'sharp'))}
     keys = [f"{clip}/{frame['frame']}" for clip, frames in clips.items() for frame in frames]
-    sources = {role: (folders[role], [frame[f'{role}_path'] for frames in clips.values() for frame in frames])
-               for role in ('lq', 'gt')}
+    sources = {role: [frame[f'{role}_path'] for frames in clips.values() for frame in frames] for role in ('lq', 'gt')}
     return _write_pair(made, sources, keys, out_dir, force, compress_level, check_only)
 
 
@@ -307,25 +372,40 @@ def main(argv=None):
     {split: {'lq', 'gt': path}}) written."""
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0], epilog=WRITES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--layout', choices=('gopro', 'dvd', 'reds'), default='gopro',
-                        help='gopro: <root>/<split>/<seq>/{blur,sharp,flow}; dvd: <root>/<seq>/{input,GT}; reds: '
-                        '<root>/<split>_{blur,sharp}/<clip> (default: gopro)')
-    parser.add_argument('--root', required=True,
-                        help='GoPro-layout root, e.g. datasets/GOPRO_Large (dvd: the folder of sequences, e.g. '
-                        'datasets/DeepVideoDeblurring_Dataset/quantitative_datasets; reds: datasets/REDS)')
-    parser.add_argument('--split', nargs='+', default=None,
-                        help='gopro: split folder(s) (default: train test); reds: split(s) (default: train val)')
-    parser.add_argument('--partition', nargs='+', choices=('train', 'test', 'all'), default=None,
-                        help='dvd: partition(s) (default: train test)')
-    parser.add_argument('--meta-info-file', default=None,
-                        help="dvd: the test sequences, one a line (default: DVD's, meta_info_DVD_test.txt)")
+    parser.add_argument(
+        '--layout',
+        choices=('gopro', 'dvd', 'reds'),
+        default='gopro',
+        help='gopro: <root>/<split>/<seq>/{blur,sharp,flow}; dvd: <root>/<seq>/{input,GT}; reds: '
+        '<root>/<split>_{blur,sharp}/<clip> (default: gopro)')
+    parser.add_argument(
+        '--root',
+        required=True,
+        help='GoPro-layout root, e.g. datasets/GOPRO_Large (dvd: the folder of sequences, e.g. '
+        'datasets/DeepVideoDeblurring_Dataset/quantitative_datasets; reds: datasets/REDS)')
+    parser.add_argument(
+        '--split',
+        nargs='+',
+        default=None,
+        help='gopro: split folder(s) (default: train test); reds: split(s) (default: train val)')
+    parser.add_argument(
+        '--partition',
+        nargs='+',
+        choices=('train', 'test', 'all'),
+        default=None,
+        help='dvd: partition(s) (default: train test)')
+    parser.add_argument(
+        '--meta-info-file',
+        default=None,
+        help="dvd: the test sequences, one a line (default: DVD's, meta_info_DVD_test.txt)")
     parser.add_argument('--lq-folder', default='input', help='dvd: blurry frames\' folder (default: input)')
     parser.add_argument('--gt-folder', default='GT', help='dvd: sharp frames\' folder (default: GT)')
-    parser.add_argument('--out', default=None,
-                        help='output folder (default: <root>/lmdb; dvd: lmdb beside the root)')
-    parser.add_argument('--name', default=None,
-                        help='lmdb name prefix (default: the root folder name, minus _Large; dvd: DVD; reds: the root '
-                        'folder name, REDS)')
+    parser.add_argument('--out', default=None, help='output folder (default: <root>/lmdb; dvd: lmdb beside the root)')
+    parser.add_argument(
+        '--name',
+        default=None,
+        help='lmdb name prefix (default: the root folder name, minus _Large; dvd: DVD; reds: the root '
+        'folder name, REDS)')
     parser.add_argument('--blur-folder', default='blur', help="gopro: 'blur' or 'blur_gamma' (default: blur)")
     parser.add_argument('--sharp-folder', default='sharp', help='gopro')
     parser.add_argument('--flow-folder', default='flow', help='gopro')
@@ -357,5 +437,5 @@ def main(argv=None):
 if __name__ == '__main__':
     try:
         main()
-    except (FileExistsError, FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
         sys.exit(f'make_lmdb.py: error: {error}')

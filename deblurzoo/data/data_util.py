@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .safe_io import decode_bytes, shown
+
 # keys BasicSR's pipeline itself reads from a dataset's options (dataloader, sampler, prefetcher, option parser)
 BASICSR_DATASET_KEYS = frozenset({
     'name', 'type', 'phase', 'scale', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
@@ -87,13 +89,13 @@ def check_complete(content, name):
         name (str): The file's name in errors: its path, or '<lmdb>:<key>'.
     """
     if len(content) == 0:
-        raise ValueError(f'{name}: empty file (0 bytes)')
+        raise ValueError(f'{shown(name)}: empty file (0 bytes)')
     head = bytes(content[:8])
     if head == PNG_SIGNATURE and bytes(content[-_TAIL:]).rstrip(_PADDING)[-8:-4] != b'IEND':
-        raise ValueError(f'{name}: truncated PNG: no IEND chunk at the end of its {len(content)} bytes (an '
+        raise ValueError(f'{shown(name)}: truncated PNG: no IEND chunk at the end of its {len(content)} bytes (an '
                          'interrupted copy or download?); copy it again or leave it out')
     if head[:2] == JPEG_SOI and not jpeg_is_complete(bytes(content)):
-        raise ValueError(f'{name}: truncated JPEG: it ends before its end-of-image marker (FFD9) after '
+        raise ValueError(f'{shown(name)}: truncated JPEG: it ends before its end-of-image marker (FFD9) after '
                          f'{len(content)} bytes (an interrupted copy or download?); copy it again or leave it out')
 
 
@@ -102,16 +104,16 @@ def decode_stored(content, name):
     8- or 16-bit, after :func:`check_complete`. EXIF orientation is not applied, so a blurry frame and its sharp
     partner are read alike. A ValueError names ``name`` for anything else."""
     check_complete(content, name)
-    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+    img = decode_bytes(content, name, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError(f'{name}: cannot decode the image (corrupt, or not an image format OpenCV reads)')
+        raise ValueError(f'{shown(name)}: cannot decode the image (corrupt, or not an image format OpenCV reads)')
     if img.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f'{name}: {img.dtype} pixels are not supported (8- or 16-bit images only)')
+        raise ValueError(f'{shown(name)}: {img.dtype} pixels are not supported (8- or 16-bit images only)')
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     channels = 1 if img.ndim == 2 else img.shape[2]
     if channels not in (1, 3, 4):
-        raise ValueError(f'{name}: {channels} channels are not supported (grayscale, RGB or RGBA)')
+        raise ValueError(f'{shown(name)}: {channels} channels are not supported (grayscale, RGB or RGBA)')
     return img
 
 
@@ -205,7 +207,8 @@ def error_message(err):
 
 def check_group(dataset, files):
     """Read every file of one group of ``dataset`` (a sample or a sequence: see the datasets' ``file_groups``) as
-    training reads it (``inspect_file``), and compare their sizes (``size_problems``).
+    training reads it (its ``reader``'s ``inspect``: ``frame_reader.FrameReader``), and compare their sizes
+    (``reader.size_problems``).
 
     Returns:
         tuple[list[str], list[tuple[str, str]]]: The problems, and the notes as (note, file name).
@@ -213,13 +216,13 @@ def check_group(dataset, files):
     errors, notes, sizes = [], [], []
     for role, path in files:
         try:
-            name, size, file_notes = dataset.inspect_file(path, role)
+            name, size, file_notes = dataset.reader.inspect(path, role)
         except READ_ERRORS as err:
             errors.append(error_message(err))
             continue
         sizes.append((name, size))
         notes += [(note, name) for note in file_notes]
-    return errors + dataset.size_problems(sizes), notes
+    return errors + dataset.reader.size_problems(sizes), notes
 
 
 _WORKER_DATASET = None  # the dataset a check_files worker process reads
@@ -239,7 +242,7 @@ def check_files(dataset, problems, workers=0, desc=None):
     in ``problems``, with a tqdm progress bar over the files (``desc``: its label).
 
     Args:
-        dataset: A deblurzoo dataset (``file_groups``, ``inspect_file``, ``size_problems``).
+        dataset: A deblurzoo dataset (``file_groups()`` and a ``reader``, a ``frame_reader.FrameReader``).
         problems (Problems): The collector to add the errors and notes to.
         workers (int): Read in this many processes; 0: in this one. Default: 0.
         desc (str | None): The progress bar's label. Default: None.

@@ -13,9 +13,13 @@ Keys are the blurry images' paths relative to the split folder, without extensio
 """
 from os import path as osp
 
+from torch.utils import data as data
+
 from basicsr.utils.registry import DATASET_REGISTRY
-from .data_util import report
-from .gopro_dataset import IMG_EXTENSIONS, DiskPairsDataset, _frames_in, _listing, read_keys
+from .data_util import check_option_keys, report
+from .frame_reader import disk_reader, pair_groups
+from .layout_scan import frames_in, listing, read_keys
+from .safe_io import shown
 
 LAYOUT = ('<dataroot>/GT/<name>.png (sharp) with <dataroot>/train/<name>.png and '
           '<dataroot>/test/{test-close-ups,test-long-shot}/<name>.png (blurry): the HIDE_dataset layout')
@@ -31,7 +35,7 @@ def _blur_folders(root, split):
         folders = [(sub, osp.join(root, 'test', sub)) for sub in SUBSETS.values()]
     for _, folder in folders:
         if not osp.isdir(folder):
-            raise FileNotFoundError(f'HIDE {split} folder not found: {folder}; expected {LAYOUT}')
+            raise FileNotFoundError(f'HIDE {split} folder not found: {shown(folder)}; expected {LAYOUT}')
     return folders
 
 
@@ -62,19 +66,21 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
         raise ValueError(f"HIDE subset must be 'all' or (with split 'test') one of {', '.join(SUBSETS)}; "
                          f"got '{subset}' with split '{split}'")
     if not osp.isdir(root):
-        raise FileNotFoundError(f'HIDE dataroot not found: {root}; expected {LAYOUT}')
+        raise FileNotFoundError(f'HIDE dataroot not found: {shown(root)}; expected {LAYOUT}')
     gt_dir = osp.join(root, 'GT')
     if not osp.isdir(gt_dir):
-        raise FileNotFoundError(f'HIDE sharp folder not found: {gt_dir}; expected {LAYOUT}')
+        raise FileNotFoundError(f'HIDE sharp folder not found: {shown(gt_dir)}; expected {LAYOUT}')
     folders = _blur_folders(root, split)
 
     found = {}  # name (stem) -> (subset folder, file name) over the whole split
     for sub, folder in folders:
-        for stem, file_name in _frames_in(folder, IMG_EXTENSIONS).items():
+        for stem, file_name in frames_in(folder).items():
             if stem in found:
                 other = osp.join(root, 'test', found[stem][0], found[stem][1])
-                report(problems, ValueError(f'HIDE image name {stem} is ambiguous: both {osp.join(folder, file_name)} '
-                                            f'and {other} exist (their sharp partner would be the same GT/{stem})'))
+                report(
+                    problems,
+                    ValueError(f'HIDE image name {shown(stem)} is ambiguous: both {shown(osp.join(folder, file_name))} '
+                               f'and {shown(other)} exist (their sharp partner would be the same GT/{shown(stem)})'))
                 continue
             found[stem] = (sub, file_name)
     wanted_subs = {sub for sub, _ in folders} if subset == 'all' else {SUBSETS[subset]}
@@ -85,18 +91,20 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
         stems = [osp.splitext(osp.basename(name))[0] for name in names]
         missing = [s for s in stems if s not in found]
         if missing:
-            report(problems,
-                   ValueError(f'{len(missing)} image(s) of {names_source} are not in the HIDE {split} split '
-                              f'(searched {searched}): {_listing(missing)}'),
-                   [f'{names_source}: image {s} is not in the HIDE {split} split (searched {searched})'
-                    for s in missing])
+            report(
+                problems,
+                ValueError(f'{len(missing)} image(s) of {shown(names_source)} are not in the HIDE {split} split '
+                           f'(searched {shown(searched)}): {listing(missing)}'), [
+                               f'{shown(names_source)}: image {shown(s)} is not in the HIDE {split} split '
+                               f'(searched {shown(searched)})' for s in missing
+                           ])
         stems = [s for s in stems if s in found and found[s][0] in wanted_subs]
     if not stems:
         where = searched if subset == 'all' else osp.join(root, 'test', SUBSETS[subset])
-        source = '' if names is None else f' listed in {names_source}'
-        raise FileNotFoundError(f'no HIDE {split} images{source} in {where}; expected {LAYOUT}')
+        source = '' if names is None else f' listed in {shown(names_source)}'
+        raise FileNotFoundError(f'no HIDE {split} images{source} in {shown(where)}; expected {LAYOUT}')
 
-    sharp = set(_frames_in(gt_dir, IMG_EXTENSIONS).values())
+    sharp = set(frames_in(gt_dir).values())
     samples, orphans = [], []
     for stem in stems:
         sub, file_name = found[stem]
@@ -107,21 +115,23 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
             continue
         samples.append({'key': f'{sub}/{stem}' if sub else stem, 'lq_path': lq_path, 'gt_path': gt_path})
     if orphans:
-        report(problems,
-               FileNotFoundError(f'{len(orphans)} HIDE blurry image(s) have no sharp partner in {gt_dir}: '
-                                 f'{_listing(f"{lq} (expected {gt})" for lq, gt in orphans)}'),
-               [f'{lq}: blurry image without its sharp partner {gt}' for lq, gt in orphans])
+        report(
+            problems,
+            FileNotFoundError(f'{len(orphans)} HIDE blurry image(s) have no sharp partner in {shown(gt_dir)}: '
+                              f'{listing(f"{shown(lq)} (expected {shown(gt)})" for lq, gt in orphans)}'),
+            [f'{shown(lq)}: blurry image without its sharp partner {shown(gt)}' for lq, gt in orphans])
     return samples
 
 
 @DATASET_REGISTRY.register()
-class HIDEDataset(DiskPairsDataset):
+class HIDEDataset(data.Dataset):
     """HIDE blurry/sharp pairs from a ``HIDE_dataset`` folder (disk backend).
 
-    Samples are GoProDataset's: ``lq``, ``gt`` (3, H, W) float RGB in [0, 1] (normalised with ``mean``/``std``),
-    ``lq_path``, ``gt_path`` and ``key`` (``test-close-ups/10fromGOPR1088``; unique over the set). Reading, size checks,
-    the training crop and the augmentation are GoProDataset's (BasicSR's ``paired_random_crop`` and ``augment``); flows
-    are not available. The folder is validated on construction; errors name the missing or mismatched paths.
+    Samples are those of GoProDataset (``frame_reader.FrameReader.read_pair``): ``lq``, ``gt`` (3, H, W) float RGB in
+    [0, 1] (normalised with ``mean``/``std``), ``lq_path``, ``gt_path`` and ``key`` (``test-close-ups/10fromGOPR1088``;
+    unique over the set). Reading, size checks, the training crop and the augmentation are the shared ``FrameReader``'s
+    (BasicSR's ``paired_random_crop`` and ``augment``); flows are not available. The folder is validated on
+    construction; errors name the missing or mismatched paths.
 
     Args:
         opt (dict): Config for the dataset. Keys:
@@ -141,14 +151,29 @@ class HIDEDataset(DiskPairsDataset):
     OPTION_KEYS = ('dataroot', 'split', 'subset', 'meta_info_file', 'io_backend', 'gt_size', 'use_hflip', 'use_rot',
                    'use_channel_permute', 'mean', 'std', 'check_sizes')
 
-    LAYOUT = 'the HIDE_dataset folder: ' + LAYOUT
-
-    def scan(self, opt):
+    def __init__(self, opt, problems=None):
+        super().__init__()
+        check_option_keys(opt, self.OPTION_KEYS, 'HIDEDataset')
+        self.opt = opt
+        self.reader = disk_reader(opt, 'HIDEDataset', f'the HIDE_dataset folder: {LAYOUT}')
+        self.split = opt.get('split') or ('train' if self.reader.is_train else 'test')
         meta = opt.get('meta_info_file')
-        return scan_hide(
+        self.samples = scan_hide(
             opt['dataroot'],
             self.split,
             subset=opt.get('subset', 'all'),
             names=read_keys(meta) if meta else None,
-            names_source=f'meta_info_file {meta}',
-            problems=self.problems)
+            names_source=f'meta_info_file {shown(meta)}',
+            problems=problems)
+        if opt.get('check_sizes', False):
+            self.reader.check_stored_sizes(self.file_groups(), problems)
+
+    def file_groups(self):
+        """Every file the dataset reads, as (key, [(role, path)]): a sample's blurry and sharp image."""
+        return pair_groups(self.samples)
+
+    def __getitem__(self, index):
+        return self.reader.read_pair(self.samples[index])
+
+    def __len__(self):
+        return len(self.samples)

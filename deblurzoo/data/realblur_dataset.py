@@ -15,9 +15,13 @@ scene230/blur/blur_7.png``. Keys are ``<scene>/<blurry image name>`` without ext
 """
 from os import path as osp
 
+from torch.utils import data as data
+
 from basicsr.utils.registry import DATASET_REGISTRY
-from .data_util import report
-from .gopro_dataset import DiskPairsDataset, _listing
+from .data_util import check_option_keys, report
+from .frame_reader import disk_reader, pair_groups
+from .layout_scan import listing
+from .safe_io import read_bytes, shown
 
 VARIANTS = {'J': 'RealBlur-J_ECC_IMCORR_centroid_itensity_ref', 'R': 'RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref'}
 SPLITS = ('train', 'test')
@@ -38,26 +42,27 @@ def read_pair_list(list_file, problems=None):
     ``data_util.Problems``, malformed lines are recorded there and skipped).
     """
     if not osp.isfile(list_file):
-        raise FileNotFoundError(f'RealBlur list file not found: {list_file}')
+        raise FileNotFoundError(f'RealBlur list file not found: {shown(list_file)}')
     pairs = []
-    with open(list_file) as f:
-        for number, line in enumerate(f, 1):
-            tokens = line.split()
-            if not tokens or tokens[0].startswith('#'):
-                continue
-            if len(tokens) != 2:
-                report(problems,
-                       ValueError(f"{list_file}:{number}: expected '<gt path> <blur path>', got {line.strip()!r}"))
-                continue
-            gt, blur = tokens
-            if osp.basename(osp.dirname(gt)) == 'blur' and osp.basename(osp.dirname(blur)) == 'gt':
-                report(problems,
-                       ValueError(f"{list_file}:{number}: the paths are in the wrong order: RealBlur lists are "
-                                  f"'<gt path> <blur path>' (sharp first), got {line.strip()!r}"))
-                continue
-            pairs.append((number, gt, blur))
+    text = read_bytes(list_file).decode('utf-8', 'surrogateescape')  # names as os.listdir gives them
+    for number, line in enumerate(text.splitlines(), 1):
+        tokens = line.split()
+        if not tokens or tokens[0].startswith('#'):
+            continue
+        if len(tokens) != 2:
+            report(problems,
+                   ValueError(f"{shown(list_file)}:{number}: expected '<gt path> <blur path>', got {line.strip()!r}"))
+            continue
+        gt, blur = tokens
+        if osp.basename(osp.dirname(gt)) == 'blur' and osp.basename(osp.dirname(blur)) == 'gt':
+            report(
+                problems,
+                ValueError(f"{shown(list_file)}:{number}: the paths are in the wrong order: RealBlur lists are "
+                           f"'<gt path> <blur path>' (sharp first), got {line.strip()!r}"))
+            continue
+        pairs.append((number, gt, blur))
     if not pairs:
-        raise ValueError(f'RealBlur list file {list_file} lists no pairs')
+        raise ValueError(f'RealBlur list file {shown(list_file)} lists no pairs')
     return pairs
 
 
@@ -84,7 +89,7 @@ def scan_realblur(root, variant='J', split='test', list_file=None, problems=None
     if split not in SPLITS:
         raise ValueError(f"RealBlur split must be one of {', '.join(SPLITS)}, got '{split}'")
     if not osp.isdir(root):
-        raise FileNotFoundError(f'RealBlur dataroot not found: {root}; expected {LAYOUT}')
+        raise FileNotFoundError(f'RealBlur dataroot not found: {shown(root)}; expected {LAYOUT}')
     folder = VARIANTS[variant]
     if not osp.isdir(osp.join(root, folder)):
         raise FileNotFoundError(f'RealBlur-{variant} folder not found: {osp.join(root, folder)}; expected {LAYOUT}')
@@ -98,8 +103,10 @@ def scan_realblur(root, variant='J', split='test', list_file=None, problems=None
             continue
         key = f'{parts[1]}/{osp.splitext(parts[-1])[0]}'  # <scene>/blur_<n>
         if key in keys:
-            report(problems,
-                   ValueError(f'{list_file}: lines {keys[key]} and {number} both list the blurry image {key}'))
+            report(
+                problems,
+                ValueError(
+                    f'{shown(list_file)}: lines {keys[key]} and {number} both list the blurry image {shown(key)}'))
             continue
         keys[key] = number
         lq_path, gt_path = osp.join(root, blur), osp.join(root, gt)
@@ -110,35 +117,43 @@ def scan_realblur(root, variant='J', split='test', list_file=None, problems=None
         else:
             samples.append({'key': key, 'lq_path': lq_path, 'gt_path': gt_path})
     if outside:
-        report(problems,
-               ValueError(f'{len(outside)} pair(s) of {list_file} are not in the RealBlur-{variant} folder {folder} '
-                          f'(is it a list of the other variant?): '
-                          f'{_listing(f"line {number}: {blur}" for blur, number, _ in outside)}'),
-               [f'{list_file}:{number}: {blur} is not in the RealBlur-{variant} folder {folder}'
-                for blur, number, _ in outside])
+        report(
+            problems,
+            ValueError(f'{len(outside)} pair(s) of {shown(list_file)} are not in the RealBlur-{variant} folder '
+                       f'{shown(folder)} '
+                       f'(is it a list of the other variant?): '
+                       f'{listing(f"line {number}: {shown(blur)}" for blur, number, _ in outside)}'),
+            [
+                f'{shown(list_file)}:{number}: {shown(blur)} is not in the RealBlur-{variant} folder {shown(folder)}'
+                for blur, number, _ in outside
+            ])
     if missing_lq:
-        report(problems,
-               FileNotFoundError(f'{len(missing_lq)} blurry image(s) listed in {list_file} not found: '
-                                 f'{_listing(f"{lq} (line {number})" for lq, number, _ in missing_lq)}'),
-               [f'{lq}: not found (listed in {list_file}:{number})' for lq, number, _ in missing_lq])
+        report(
+            problems,
+            FileNotFoundError(f'{len(missing_lq)} blurry image(s) listed in {shown(list_file)} not found: '
+                              f'{listing(f"{shown(lq)} (line {number})" for lq, number, _ in missing_lq)}'),
+            [f'{shown(lq)}: not found (listed in {shown(list_file)}:{number})' for lq, number, _ in missing_lq])
     if orphans:
-        report(problems,
-               FileNotFoundError(f'{len(orphans)} blurry image(s) listed in {list_file} have no sharp partner: '
-                                 f'{_listing(f"{lq} (expected {gt}, line {number})" for lq, number, gt in orphans)}'),
-               [f'{lq}: its sharp partner {gt} is not found (listed in {list_file}:{number})'
-                for lq, number, gt in orphans])
+        report(
+            problems,
+            FileNotFoundError(
+                f'{len(orphans)} blurry image(s) listed in {shown(list_file)} have no sharp partner: '
+                f'{listing(f"{shown(lq)} (expected {shown(gt)}, line {number})" for lq, number, gt in orphans)}'), [
+                    f'{shown(lq)}: its sharp partner {shown(gt)} is not found (listed in {shown(list_file)}:{number})'
+                    for lq, number, gt in orphans
+                ])
     return samples
 
 
 @DATASET_REGISTRY.register()
-class RealBlurDataset(DiskPairsDataset):
+class RealBlurDataset(data.Dataset):
     """RealBlur-J or RealBlur-R blurry/sharp pairs from a ``RealBlur`` folder and its list files (disk backend).
 
-    Samples are GoProDataset's: ``lq``, ``gt`` (3, H, W) float RGB in [0, 1] (normalised with ``mean``/``std``),
-    ``lq_path``, ``gt_path`` and ``key`` (``scene230/blur_7``; unique over the set). Image sizes differ from scene to
-    scene. Reading, size checks, the training crop and the augmentation are GoProDataset's (BasicSR's
-    ``paired_random_crop`` and ``augment``); flows are not available. The list file and every listed path are
-    validated on construction; errors name the missing or mismatched paths.
+    Samples are those of GoProDataset (``frame_reader.FrameReader.read_pair``): ``lq``, ``gt`` (3, H, W) float RGB in
+    [0, 1] (normalised with ``mean``/``std``), ``lq_path``, ``gt_path`` and ``key`` (``scene230/blur_7``; unique over
+    the set). Image sizes differ from scene to scene. Reading, size checks, the training crop and the augmentation are
+    the shared ``FrameReader``'s (BasicSR's ``paired_random_crop`` and ``augment``); flows are not available. The list
+    file and every listed path are validated on construction; errors name the missing or mismatched paths.
 
     Args:
         opt (dict): Config for the dataset. Keys:
@@ -158,9 +173,24 @@ class RealBlurDataset(DiskPairsDataset):
     OPTION_KEYS = ('dataroot', 'variant', 'split', 'meta_info_file', 'io_backend', 'gt_size', 'use_hflip', 'use_rot',
                    'use_channel_permute', 'mean', 'std', 'check_sizes')
 
-    LAYOUT = 'the RealBlur folder: ' + LAYOUT
-
-    def scan(self, opt):
+    def __init__(self, opt, problems=None):
+        super().__init__()
+        check_option_keys(opt, self.OPTION_KEYS, 'RealBlurDataset')
+        self.opt = opt
+        self.reader = disk_reader(opt, 'RealBlurDataset', f'the RealBlur folder: {LAYOUT}')
+        self.split = opt.get('split') or ('train' if self.reader.is_train else 'test')
         self.variant = str(opt.get('variant', 'J'))
-        return scan_realblur(opt['dataroot'], self.variant, self.split, list_file=opt.get('meta_info_file'),
-                             problems=self.problems)
+        self.samples = scan_realblur(
+            opt['dataroot'], self.variant, self.split, list_file=opt.get('meta_info_file'), problems=problems)
+        if opt.get('check_sizes', False):
+            self.reader.check_stored_sizes(self.file_groups(), problems)
+
+    def file_groups(self):
+        """Every file the dataset reads, as (key, [(role, path)]): a sample's blurry and sharp image."""
+        return pair_groups(self.samples)
+
+    def __getitem__(self, index):
+        return self.reader.read_pair(self.samples[index])
+
+    def __len__(self):
+        return len(self.samples)

@@ -20,7 +20,7 @@ names the folder, the clip and the frames at fault.
 
 :class:`REDSDeblurDataset` gives clips of ``num_frame`` consecutive frames (training; ``num_frame: 1`` gives images),
 :class:`REDSDeblurTestDataset` whole clips, one sample each, for BasicSR's ``VideoRecurrentModel`` validation. Both
-share the DVD datasets' implementation (``dvd_dataset._VideoClips`` / ``_WholeSequences``) with this folder layout.
+scan with ``layout_scan`` and read with ``frame_reader`` (the components every deblurzoo dataset uses).
 
 Colour jitter (``color_jitter``): the paper varies "image brightness, hue, saturation and contrast by small amounts
 for every crop". One set of factors is drawn per sample (from Python's ``random``, like the crop, so that BasicSR's
@@ -37,11 +37,13 @@ from collections import OrderedDict
 from os import path as osp
 
 import torchvision.transforms.v2.functional as TF
+from torch.utils import data as data
 
 from basicsr.utils.registry import DATASET_REGISTRY
-from .data_util import report
-from .dvd_dataset import _VideoClips, _WholeSequences, list_sequences, pick_sequences
-from .gopro_dataset import IMG_EXTENSIONS, _compare_frames, _frames_in, _listing, _natural_key, read_keys
+from .data_util import check_option_keys, report
+from .frame_reader import ClipIndex, FrameReader, SequenceIndex, load_sequences, sequence_groups
+from .layout_scan import compare_frames, frames_in, list_sequences, listing, natural_key, pick_sequences, read_keys
+from .safe_io import shown
 
 LAYOUT = ('<REDS>/{train,val}_blur/<clip>/<frame>.png (or {train,val}_blur_jpeg/<clip>/<frame>.jpg) and '
           '<REDS>/{train,val}_sharp/<clip>/<frame>.png, e.g. train_blur/000/00000000.png (the REDS layout)')
@@ -57,14 +59,14 @@ def reds_folders(root, split):
     are unpacked. Raises a FileNotFoundError naming the folders tried.
     """
     if not osp.isdir(root):
-        raise FileNotFoundError(f'REDS root not found: {root}; expected {LAYOUT}')
+        raise FileNotFoundError(f'REDS root not found: {shown(root)}; expected {LAYOUT}')
     found = {}
     for role, names in (('lq', (f'{split}_blur', f'{split}_blur_jpeg')), ('gt', (f'{split}_sharp', ))):
         tried = [osp.join(parent, name) for parent in (root, osp.join(root, split)) for name in names]
         found[role] = next((path for path in tried if osp.isdir(path)), None)
         if found[role] is None:
             raise FileNotFoundError(f"REDS split '{split}' has no {'blurry' if role == 'lq' else 'sharp'} folder in "
-                                    f"{root}: none of {', '.join(tried)} exists; expected {LAYOUT}")
+                                    f"{shown(root)}: none of {listing(tried)} exists; expected {LAYOUT}")
     return found
 
 
@@ -90,11 +92,14 @@ def scan_reds(lq_root, gt_root, clips=None, problems=None):
     if clips is None:
         unpaired = [(lq_root, gt_root, sorted(set(lq_clips) - set(gt_clips))),
                     (gt_root, lq_root, sorted(set(gt_clips) - set(lq_clips)))]
-        messages = [f'{len(names)} clip(s) of {a} are not in {b}: {_listing(names)}'
-                    for a, b, names in unpaired if names]
+        messages = [
+            f'{len(names)} clip(s) of {shown(a)} are not in {shown(b)}: {listing(names)}' for a, b, names in unpaired
+            if names
+        ]
         if messages:
-            report(problems, ValueError('the blurry and the sharp clips differ: ' + '; '.join(messages)),
-                   [f'{osp.join(a, name)}: clip not in {b}' for a, b, names in unpaired for name in names])
+            report(
+                problems, ValueError('the blurry and the sharp clips differ: ' + '; '.join(messages)),
+                [f'{shown(osp.join(a, name))}: clip not in {shown(b)}' for a, b, names in unpaired for name in names])
         clips = [clip for clip in lq_clips if clip in gt_clips]  # the paired ones
     else:
         clips = pick_sequences(lq_clips, clips, lq_root, problems)
@@ -102,14 +107,14 @@ def scan_reds(lq_root, gt_root, clips=None, problems=None):
     scanned = OrderedDict()
     for clip in clips:
         lq_dir, gt_dir = osp.join(lq_root, clip), osp.join(gt_root, clip)
-        lq, gt = _frames_in(lq_dir, IMG_EXTENSIONS), _frames_in(gt_dir, IMG_EXTENSIONS)  # {name w/o extension: file}
-        frames = _compare_frames(clip, lq, gt, 'blur', 'sharp', f'in {lq_dir} and {gt_dir}', problems, (lq_dir, gt_dir))
+        lq, gt = frames_in(lq_dir), frames_in(gt_dir)  # {name w/o extension: file}
+        frames = compare_frames(clip, lq, gt, 'blur', 'sharp', f'in {lq_dir} and {gt_dir}', problems, (lq_dir, gt_dir))
         if frames:
             scanned[clip] = [{
                 'lq_path': osp.join(lq_dir, lq[frame]),
                 'gt_path': osp.join(gt_dir, gt[frame]),
                 'frame': frame
-            } for frame in sorted(frames, key=_natural_key)]
+            } for frame in sorted(frames, key=natural_key)]
     return scanned
 
 
@@ -154,32 +159,28 @@ def apply_color_jitter(frames, factors):
     return frames.clamp(0, 1)
 
 
-class _REDSLayout:
-    """The REDS layout (a mixin for ``dvd_dataset._VideoFrames``): ``dataroot_lq`` and ``dataroot_gt`` are folders of
-    ``<clip>/<frame>`` clips (or LMDBs), of which the clips of ``meta_info_file`` (default: all) are used."""
+def load_reds(opt, reader, cls_name, problems=None):
+    """The validated clips of a REDS dataset (``frame_reader.load_sequences``): from the folders ``dataroot_lq`` and
+    ``dataroot_gt`` (:func:`scan_reds`) or the LMDBs' keys, the clips of ``meta_info_file`` (default: all); returns
+    (clips, where)."""
+    meta = opt.get('meta_info_file')
+    listed = read_keys(meta) if meta else None
 
-    SELECTION_OPTIONS = 'meta_info_file'
+    def scan_disk():
+        for option, example in (('dataroot_lq', 'datasets/REDS/train_blur'), ('dataroot_gt',
+                                                                              'datasets/REDS/train_sharp')):
+            if not opt.get(option):
+                raise ValueError(f"{cls_name} needs the option '{option}' (e.g. {example}; {LAYOUT})")
+        return scan_reds(opt['dataroot_lq'], opt['dataroot_gt'], listed, problems), opt['dataroot_lq']
 
-    def _listed_clips(self):
-        meta = self.opt.get('meta_info_file')
-        return read_keys(meta) if meta else None
+    def select(names, where):
+        return pick_sequences(names, listed, where, problems)
 
-    def _scan_disk(self):
-        roots = {}
-        for option, example in (('dataroot_lq', 'datasets/REDS/train_blur'),
-                                ('dataroot_gt', 'datasets/REDS/train_sharp')):
-            roots[option] = self.opt.get(option)
-            if not roots[option]:
-                raise ValueError(f"{self.cls_name} needs the option '{option}' (e.g. {example}; {LAYOUT})")
-        lq_root, gt_root = roots['dataroot_lq'], roots['dataroot_gt']
-        return scan_reds(lq_root, gt_root, self._listed_clips(), self.problems), lq_root
-
-    def _select(self, names, where):
-        return pick_sequences(names, self._listed_clips(), where, self.problems)
+    return load_sequences(reader, opt, scan_disk, select, problems)
 
 
 @DATASET_REGISTRY.register()
-class REDSDeblurDataset(_REDSLayout, _VideoClips):
+class REDSDeblurDataset(data.Dataset):
     """REDS clips: every run of ``num_frame`` consecutive blurry frames of every clip with their sharp frames, from
     the ``train_blur``/``train_sharp`` folders or from LMDBs (see the module docstring for the layout).
 
@@ -199,7 +200,7 @@ class REDSDeblurDataset(_REDSLayout, _VideoClips):
             dataroot_gt (str): The sharp clips' folder (``datasets/REDS/train_sharp``), or its .lmdb.
             phase (str): Set by BasicSR from the datasets section ('train', 'val', 'test'). Default: 'test'.
             meta_info_file (str): The clips to use, the first word of each line ('#' comments). Default: None (all).
-            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to BasicSR's ``FileClient``).
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to ``lmdb.open``).
                 Default: ``{type: disk}``.
             num_frame (int): Frames per clip, T (required, >= 1; 1 gives images).
             center_frame_only (bool): ``gt`` is the clip's centre frame (3, H, W); needs an odd ``num_frame``.
@@ -223,28 +224,44 @@ class REDSDeblurDataset(_REDSLayout, _VideoClips):
     OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_info_file', 'io_backend', 'num_frame', 'center_frame_only',
                    'gt_size', 'use_hflip', 'use_rot', 'use_channel_permute', 'random_reverse', 'color_jitter',
                    'color_jitter_gt', 'check_sizes')
-    SINGLE_FRAME_IMAGES = True
 
     def __init__(self, opt, problems=None):
+        super().__init__()
+        check_option_keys(opt, self.OPTION_KEYS, 'REDSDeblurDataset')
+        self.opt = opt
         owner = f"{type(self).__name__} '{opt.get('name', '')}'"
         self.color_jitter = parse_color_jitter(opt.get('color_jitter'), owner)
         self.color_jitter_gt = bool(opt.get('color_jitter_gt', False))
         if self.color_jitter_gt and self.color_jitter is None:
             raise ValueError(f'{owner}: color_jitter_gt is set but color_jitter is not (no jitter to apply)')
-        super().__init__(opt, problems)
+        self.clip_index = ClipIndex(opt, owner, single_frame_images=True)
+        self.reader = FrameReader(opt, 'REDSDeblurDataset')
+        clips, where = load_reds(opt, self.reader, 'REDSDeblurDataset', problems)
+        if opt.get('check_sizes', False):  # every frame of a clip: one size (and >= gt_size in training)
+            self.reader.check_stored_sizes(sequence_groups(clips), problems)
+        self.clip_index.index(clips, where, 'meta_info_file', problems)
+        self.sequences, self.clips = self.clip_index.sequences, self.clip_index.clips
 
-    def _color_augment(self, img_lqs, img_gts):
-        if self.color_jitter is None:
-            return img_lqs, img_gts
-        factors = draw_color_jitter(self.color_jitter)
-        img_lqs = apply_color_jitter(img_lqs, factors)
-        if self.color_jitter_gt:
-            img_gts = apply_color_jitter(img_gts, factors)
-        return img_lqs, img_gts
+    def file_groups(self):
+        """Every file the dataset reads, as (clip, [(role, path)]): all frames of a clip need one size."""
+        return sequence_groups(self.sequences)
+
+    def __getitem__(self, index):
+        key, clip, frames = self.clip_index.pick(index, self.reader.is_train)  # reversed at random with random_reverse
+        img_lqs, img_gts = self.reader.read_clip(frames)  # (T, 3, h, w) RGB, cropped and augmented in training
+        if self.reader.is_train and self.color_jitter is not None:  # one set of factors for the whole sample
+            factors = draw_color_jitter(self.color_jitter)
+            img_lqs = apply_color_jitter(img_lqs, factors)
+            if self.color_jitter_gt:
+                img_gts = apply_color_jitter(img_gts, factors)
+        return self.clip_index.sample(key, clip, frames, img_lqs, img_gts)
+
+    def __len__(self):
+        return len(self.clips)
 
 
 @DATASET_REGISTRY.register()
-class REDSDeblurTestDataset(_REDSLayout, _WholeSequences):
+class REDSDeblurTestDataset(data.Dataset):
     """Whole REDS clips (e.g. the 30 ``val_blur``/``val_sharp`` clips), one sample each, for BasicSR's
     ``VideoRecurrentModel`` validation (and deblurzoo's ``VideoDeblurModel``).
 
@@ -264,3 +281,24 @@ class REDSDeblurTestDataset(_REDSLayout, _WholeSequences):
     """
 
     OPTION_KEYS = ('dataroot_lq', 'dataroot_gt', 'meta_info_file', 'io_backend', 'max_frames')
+
+    def __init__(self, opt, problems=None):
+        super().__init__()
+        check_option_keys(opt, self.OPTION_KEYS, 'REDSDeblurTestDataset')
+        self.opt = opt
+        owner = f"REDSDeblurTestDataset '{opt.get('name', '')}'"
+        self.whole = SequenceIndex(opt, owner)
+        self.reader = FrameReader(opt, 'REDSDeblurTestDataset', crop=False)  # whole frames, whatever the phase
+        clips, where = load_reds(opt, self.reader, 'REDSDeblurTestDataset', problems)
+        self.whole.index(clips, where)
+        self.sequences, self.folders, self.data_info = self.whole.sequences, self.whole.folders, self.whole.data_info
+
+    def file_groups(self):
+        """Every file the dataset reads, as (clip, [(role, path)]): all frames of a clip need one size."""
+        return sequence_groups(self.sequences)
+
+    def __getitem__(self, index):
+        return self.whole.sample(index, self.reader)
+
+    def __len__(self):
+        return len(self.whole)

@@ -17,7 +17,7 @@ from data_factory import (DVD_TEST_SEQS, DVD_TRAIN_SEQS, REPO_ROOT, make_dvd_lmd
                           read_rgb)
 from deblurzoo.data.dvd_dataset import (DVD_TEST_META_INFO, DVDDataset, DVDTestDataset, scan_partition,
                                         scan_video_sequences)
-from deblurzoo.data.gopro_dataset import read_keys
+from deblurzoo.data.layout_scan import read_keys
 
 FRAMES = 4  # frames per sequence of the jpg tree
 SIZE = (40, 48)

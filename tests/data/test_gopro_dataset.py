@@ -14,7 +14,8 @@ import deblurzoo  # noqa: F401  (registers GoProDataset)
 from basicsr.data import build_dataset
 from data_factory import load_script, make_gopro_lmdb, make_gopro_tree
 from deblurzoo.data.flow_util import read_flow, write_flow
-from deblurzoo.data.gopro_dataset import GoProDataset, png_size
+from deblurzoo.data.gopro_dataset import GoProDataset
+from deblurzoo.data.layout_scan import png_size
 
 SEQ = 'GOPR0001_00_00'
 COORD = 4  # coordinate images: B = COORD * x, G = COORD * y (exact in uint8 for 40 x 48 frames)
