@@ -11,8 +11,9 @@ import deblurzoo  # noqa: F401  (registers the archs)
 from basicsr.archs import build_network
 from deblurzoo.archs.arch_util import count_parameters
 from deblurzoo.archs.sarn_arch import SARNRecurrent, SelfAttention
+from data_factory import load_script
 
-TINY = dict(num_feat=4, num_blocks=1)
+TINY = dict(num_feat=4, num_block=1)
 
 
 def megabytes(net):
@@ -82,14 +83,54 @@ def _randomised(net, seed=0):
     return net.eval()
 
 
-def test_self_attention_is_softmax_attention():
-    sa = _randomised(SelfAttention(16, reduction=4))
+def _attention_reference(sa, x, keys_from):
+    """``x + W softmax(q k^T / sqrt(d)) v`` written out, keys and values from the map ``keys_from``."""
+    b, _, h, w = x.shape
+    q = sa.query(x).flatten(2)  # (b, d, hw)
+    k, v = sa.key_value(keys_from).flatten(2).chunk(2, dim=1)  # (b, d, n) each
+    attn = torch.softmax(q.transpose(1, 2) @ k / math.sqrt(q.shape[1]), dim=-1)  # (b, hw, n)
+    return x + sa.proj((v @ attn.transpose(1, 2)).reshape(b, -1, h, w))
+
+
+def test_full_self_attention_is_softmax_attention_over_all_positions():
+    sa = _randomised(SelfAttention(16, reduction=4, kv_size=None))
     x = torch.rand(2, 16, 5, 7)
-    q, k, v = sa.qkv(x).flatten(2).chunk(3, dim=1)  # (b, 4, hw)
-    attn = torch.softmax(q.transpose(1, 2) @ k / 2, dim=-1)  # sqrt(4) = 2
-    expected = x + sa.proj((v @ attn.transpose(1, 2)).reshape(2, 4, 5, 7))
     with torch.no_grad():
-        torch.testing.assert_close(sa(x), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(sa(x), _attention_reference(sa, x, x), rtol=1e-5, atol=1e-5)
+
+
+def test_pooled_self_attention_takes_keys_and_values_from_the_pooled_map():
+    sa = _randomised(SelfAttention(16, reduction=4, kv_size=4))
+    x = torch.rand(2, 16, 12, 9)
+    with torch.no_grad():
+        pooled = torch.nn.functional.adaptive_avg_pool2d(x, (4, 4))
+        torch.testing.assert_close(sa(x), _attention_reference(sa, x, pooled), rtol=1e-5, atol=1e-5)
+        small = torch.rand(2, 16, 3, 4)  # no larger than the grid: nothing to pool, full attention
+        torch.testing.assert_close(sa(small), _attention_reference(sa, small, small), rtol=1e-5, atol=1e-5)
+        full = _randomised(SelfAttention(16, reduction=4, kv_size=None))
+        full.load_state_dict(sa.state_dict())  # the switch changes no parameter
+        assert not torch.allclose(full(x), sa(x), atol=1e-4)
+
+
+def _attention_macs(kv_size, side):
+    """MACs of SARN's default-width attention (4n = 128 channels) on a side x side bottleneck (FlopCounterMode)."""
+    sa = SelfAttention(128, kv_size=kv_size).eval()
+    return load_script('model_cost').count_cost(sa, torch.rand(1, 128, side, side))['macs']
+
+
+def test_attention_cost_grows_linearly_with_the_pixels():
+    """Four times the pixels: pooled attention costs at most four times as much (its key/value conv runs on the fixed
+    grid), full attention about sixteen times (the measure tells the two apart)."""
+    pooled = _attention_macs(16, 64) / _attention_macs(16, 32)
+    full = _attention_macs(None, 64) / _attention_macs(None, 32)
+    assert 3.5 < pooled <= 4.0, pooled
+    assert full > 12, full
+
+
+def test_sa_kv_size_is_checked():
+    for bad in (0, -2, 2.5, True, '16'):
+        with pytest.raises(ValueError, match=f'kv_size must be a positive integer or None .*got {bad!r}'):
+            build_network(dict(type='SARN', **TINY, sa_kv_size=bad))
 
 
 def test_deformable_backends_agree():
@@ -181,3 +222,26 @@ def test_recurrent_state_class_is_what_steps_carry():
     assert isinstance(net, SARNRecurrent)
     assert state.hidden.shape == (1, 4, 3, 4)  # 10x14 padded to 12x16, at 1/4 resolution
     assert [tuple(o.shape) for o in state.outputs] == [(1, 3, 10, 14)] * net.num_prev
+
+
+@pytest.mark.parametrize('lstm_bypass', [False, True])
+def test_decoder_reads_the_convlstm_output_as_in_eq7(lstm_bypass):
+    """Eq. 7, ``I_i = NetD(g_i)``: by default the decoder's bottleneck input is the ConvLSTM's output ``W h_i`` alone;
+    ``lstm_bypass`` adds the encoder output ``f_i``."""
+    torch.manual_seed(0)
+    net = _randomised(build_network(dict(type='SARNRecurrent', **TINY, lstm_feat=4, lstm_bypass=lstm_bypass)))
+    seen = {}
+    net.body.attention.register_forward_hook(lambda m, i, o: seen.__setitem__('f', o))
+    net.lstm_out.register_forward_hook(lambda m, i, o: seen.__setitem__('g', o))
+    net.body.dec3.register_forward_hook(lambda m, i, o: seen.__setitem__('decoder_in', i[0]))
+    with torch.no_grad():
+        net(torch.rand(1, 2, 3, 12, 12))
+    expected = seen['f'] + seen['g'] if lstm_bypass else seen['g']
+    assert torch.equal(seen['decoder_in'], expected)
+
+
+def test_bypass_starts_as_the_image_net_and_eq7_does_not():
+    """With the bypass, W starts at zero (the decoder first sees f_i); in the paper's form W is initialised like every
+    conv (a zero W would cut the decoder off from the encoder's bottleneck)."""
+    assert torch.count_nonzero(build_network(dict(type='SARNRecurrent', **TINY, lstm_bypass=True)).lstm_out.weight) == 0
+    assert torch.count_nonzero(build_network(dict(type='SARNRecurrent', **TINY)).lstm_out.weight) > 0
