@@ -13,9 +13,10 @@ Model size is float32 bytes (1 MB = 1e6 bytes, as papers quote it).
 MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (which reports 2 FLOPs per MAC) over one eval forward
 on a random image, with deblurzoo's 'pytorch' deformable-conv backend so that deformable and pixel-dependent filtering
 is counted (the compiled torchvision kernel is invisible to the counter). ``--part NAME`` (a submodule's name in
-``net.named_modules()``, repeatable) also prints that submodule's MACs and their ratio to the rest of the forward. Index/gather ops have no MACs. The counter
-only knows convolutions and matrix products; the other arithmetic ops the forward ran (activations, elementwise sums
-and products, softmax, normalisation, bilinear interpolation...) are listed as "not counted".
+``net.named_modules()``, repeatable) also prints that submodule's MACs and their ratio to the rest of the forward.
+Index/gather ops have no MACs. The counter only knows convolutions and matrix products; the other arithmetic ops the
+forward ran (activations, elementwise sums and products, softmax, normalisation, bilinear interpolation...) are listed
+as "not counted".
 
 The counting helpers here (:func:`build`, :func:`make_input`, :func:`policies`, :func:`count_cost`) are shared with
 ``scripts/benchmark.py``.
@@ -194,7 +195,8 @@ def main(argv=None):
             part_macs = result['parts'].get(part, 0.) / per
             rest = macs - part_macs
             ratio = f'{part_macs / rest:.4f}' if rest else 'n/a'
-            print(f'    {part}: {part_macs / 1e9:.3f} G MACs{unit}; the rest {rest / 1e9:.1f} G; {part} / rest = {ratio}')
+            print(f'    {part}: {part_macs / 1e9:.3f} G MACs{unit}; the rest {rest / 1e9:.1f} G; '
+                  f'{part} / rest = {ratio}')
     if len(results) == 2:
         print(f"  adaptive / uniform = {results['greedy'] / results['uniform']:.3f}")
     if not_counted:

@@ -1,11 +1,10 @@
-"""MLFANet (Brehm et al., NTIRE 2020, stage 2): cosine-similarity weighting on hand-made features, the paper's levels
-and fusion, a residual on the centre frame, padding to 16, the single-frame ablation."""
+"""MLFANet (Brehm et al., NTIRE 2020, stage 2): cosine-similarity weighting on hand-made features, a residual on the
+centre frame, padding to 16, the single-frame ablation's inputs. The paper's levels and fusion are checked in
+tests/conformance/test_ntire2020_paper.py."""
 import pytest
 import torch
-from torch import nn
 
 import deblurzoo  # noqa: F401  (registers everything)
-from deblurzoo.archs.arch_util import ScaledConv2d, ScaledConvTranspose2d, ScaledResBlock
 from deblurzoo.archs.mlfa_arch import MLFANet, cosine_weighted
 
 TINY = dict(num_feat=4, num_level=2, num_block=1)
@@ -36,20 +35,6 @@ def test_cosine_weighting_on_hand_made_features():
     torch.testing.assert_close(weighted, unit * weights)
     # an opposite feature, weighted by -1, points like the reference
     torch.testing.assert_close(weighted[0, 0, :, 0, 1], unit[0, 1, :, 0, 1])
-
-
-def test_default_levels_fusion_and_decoder_follow_the_paper():
-    net = MLFANet()
-    assert net.num_frame == 3 and net.center == 1 and net.multiple == 16
-    assert net.encoder[0][0].kernel_size == (7, 7)
-    assert [layer[0].out_channels for layer in net.encoder] == [32, 64, 128, 256, 512]
-    assert [layer[0].stride for layer in net.encoder[1:]] == [(2, 2)] * 4
-    for fusion, width in zip(net.fusions, [32, 64, 128, 256, 512]):  # one conv + 3 residual blocks per level
-        assert (fusion[0].in_channels, fusion[0].out_channels) == (3 * width, width)
-        assert [type(m) for m in fusion[2:]] == [ScaledResBlock] * 3
-    assert all(isinstance(up[0], ScaledConvTranspose2d) for up in net.ups)
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    assert all(isinstance(m, ScaledConv2d) and m.padding_mode == 'reflect' for m in convs)
 
 
 def test_untrained_net_returns_the_centre_frame():

@@ -70,7 +70,8 @@ def test_full_model_layout():
     drms = [name for name, m in net.named_modules() if type(m).__name__ == 'DeformableResidualModule']
     assert len(drms) == 6 and all(name.startswith(('body.enc3', 'body.dec3')) for name in drms)
     assert type(net.body.attention).__name__ == 'SelfAttention'
-    assert all(m.kernel_size == (3, 3) for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)
+    spatial = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert all(m.kernel_size == (3, 3) for m in spatial)  # "we employ only 3x3 filters" (1x1: attention, ConvLSTM)
 
 
 # Table 2 (DVD): "Size (MB) ... 11.2 12.4" for Ours-Multi and Ours-Recurrent
@@ -102,7 +103,7 @@ def _attention_share(h, w, **kwargs):
 
 def test_self_attention_costs_little_at_720p():
     assert _attention_share(720, 1280) <= ATTENTION_SHARE
-    # full attention over all h/4 x w/4 positions (sa_kv_size: null) does not keep that claim: the reason for the default
+    # full attention over all h/4 x w/4 positions (sa_kv_size: null) does not keep that claim (why it is not default)
     assert _attention_share(720, 1280, sa_kv_size=None) > 3 * ATTENTION_SHARE
 
 

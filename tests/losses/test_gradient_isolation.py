@@ -77,7 +77,8 @@ def _reward():
     torch.manual_seed(0)
     # the blocks-per-level key is being renamed num_blocks -> num_block (BasicSR's vocabulary); take whichever exists
     blocks = [k for k in ('num_block', 'num_blocks') if k in inspect.signature(ARCH_REGISTRY.get('SAPHNet')).parameters]
-    net = _randomised(build_network({'type': 'SAPHNet', 'num_feat': 4, blocks[0]: (1, 1, 1), 'sampler_feat': 4})).train()
+    net = build_network({'type': 'SAPHNet', 'num_feat': 4, blocks[0]: (1, 1, 1), 'sampler_feat': 4})
+    net = _randomised(net).train()
     gt = torch.rand(1, 3, 16, 16)
     out, aux = training_forward(net, torch.rand(1, 3, 16, 16), policy='sample')
     outputs = list(aux['stage_outputs']) + [out]
