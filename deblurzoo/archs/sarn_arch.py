@@ -27,7 +27,7 @@ whole image, at a cost linear in the pixels. ``sa_kv_size: null`` restores full 
     python scripts/model_cost.py --arch SARN --size 720 1280 --part body.attention [--kwargs '{"sa_kv_size": null}']
 
     SARN, 2.64M parameters       256 x 256                      1280 x 720
-    pooled (default)             23.6 G, attention 0.051 G      332.2 G, attention 0.71 G (0.21 % of the rest)
+    pooled (default)             23.6 G, attention 0.062 G      332.4 G, attention 0.84 G (0.25 % of the rest)
     full (sa_kv_size: null)      24.1 G, attention 0.570 G      438.2 G, attention 106.6 G (32.2 % of the rest)
 
 Video (paper Sec. 2.2, Eq. 7): ``f_i = NetE(B_i, I_{i-1}); h_i, g_i = ConvLSTM(h_{i-1}, f_i); I_i = NetD(g_i)``. Each
@@ -75,6 +75,18 @@ class DeformableResidualModule(nn.Module):
         return x + self.conv(self.act(self.dcn(x, self.conv_offset(x))))
 
 
+def _pooling_matrix(size, max_bins, like):
+    """(bins, size) matrix averaging ``size`` positions into ``bins = min(size, max_bins)`` bins, bin ``i`` covering
+    positions ``floor(i * size / bins)`` to ``ceil((i + 1) * size / bins) - 1`` (``adaptive_avg_pool``'s bins)."""
+    bins = torch.clamp(size, max=max_bins) if torch.is_tensor(size) else min(size, max_bins)
+    index = torch.arange(bins, device=like.device).unsqueeze(1)  # (bins, 1)
+    position = torch.arange(size, device=like.device).unsqueeze(0)  # (1, size)
+    start = torch.div(index * size, bins, rounding_mode='floor')
+    end = torch.div((index + 1) * size + bins - 1, bins, rounding_mode='floor')
+    inside = ((position >= start) & (position < end)).to(like.dtype)
+    return inside / inside.sum(1, keepdim=True)
+
+
 class SelfAttention(nn.Module):
     """Non-local self-attention (Wang et al.'s embedded-Gaussian block), residual, with pooled keys and values.
 
@@ -82,7 +94,7 @@ class SelfAttention(nn.Module):
     and ``W`` zero-initialised (the block starts as the identity). Every position queries; keys and values come from
     ``P x``, the map average-pooled to at most ``kv_size`` x ``kv_size`` positions (SAGAN's non-local block pools its
     keys and values; pooling to a fixed grid, as Asymmetric Non-local blocks do, makes the cost linear in the number of
-    positions and the number of keys the same at training crops and at test). Maps no larger than the grid are not
+    positions and the number of keys the same at training crops and at test); maps no larger than the grid are not
     pooled. ``kv_size=None`` is full attention over all positions (cost quadratic in the positions). Computed with
     ``scaled_dot_product_attention``.
 
@@ -105,11 +117,14 @@ class SelfAttention(nn.Module):
         self.proj = zero_module(nn.Conv2d(inner, num_feat, 1))
 
     def pooled(self, x):
-        """``P x``: (b, c, h, w) -> (b, c, min(h, kv_size), min(w, kv_size)), or ``x`` for full attention."""
-        h, w = x.shape[-2:]
-        if self.kv_size is None or (h <= self.kv_size and w <= self.kv_size):
+        """``P x``: (b, c, h, w) -> (b, c, min(h, kv_size), min(w, kv_size)) averaged over the bins of
+        ``adaptive_avg_pool2d``, or ``x`` for full attention. Written as two matrix products whose sizes follow the
+        input's, so that a dynamic-size ONNX export keeps them (the exporter cannot take adaptive pooling)."""
+        if self.kv_size is None:
             return x
-        return F.adaptive_avg_pool2d(x, (min(h, self.kv_size), min(w, self.kv_size)))
+        h, w = x.shape[-2:]  # 0-dim tensors while tracing for export, ints otherwise
+        pool_h, pool_w = _pooling_matrix(h, self.kv_size, x), _pooling_matrix(w, self.kv_size, x)
+        return pool_h @ x @ pool_w.transpose(0, 1)  # (kh, h) @ (b, c, h, w) @ (w, kw)
 
     def forward(self, x):
         b, _, h, w = x.shape

@@ -207,3 +207,14 @@ def test_bypass_starts_as_the_image_net_and_eq7_does_not():
     conv (a zero W would cut the decoder off from the encoder's bottleneck)."""
     assert torch.count_nonzero(build_network(dict(type='SARNRecurrent', **TINY, lstm_bypass=True)).lstm_out.weight) == 0
     assert torch.count_nonzero(build_network(dict(type='SARNRecurrent', **TINY)).lstm_out.weight) > 0
+
+
+def test_pooled_attention_exports_to_onnx_at_any_size(tmp_path):
+    """The key/value pooling keeps a dynamic-size ONNX export (adaptive pooling would bake the traced size in)."""
+    pytest.importorskip('onnxruntime')
+    script = load_script('export_onnx')
+    net = _randomised(build_network(dict(type='SARN', **TINY, sa_kv_size=4)))
+    path = str(tmp_path / 'sarn.onnx')
+    info = script.export_onnx(net, path, 'SARN', 'image', (24, 32), dynamic=True)
+    sizes = list(info['check_sizes']) + [(8, 8), (61, 45)]  # below the grid (not pooled) and above it
+    assert len(script.check_onnx(net, path, sizes, 'SARN', dynamic=True)) == len(sizes)
