@@ -12,6 +12,7 @@ import deblurzoo  # noqa: F401  (registers the archs)
 from basicsr.archs import build_network
 from deblurzoo.archs.sarn_arch import SARNRecurrent, SelfAttention
 from data_factory import load_script
+from net_util import perturbed
 
 TINY = dict(num_feat=4, num_block=1)
 
@@ -28,21 +29,12 @@ def test_bad_arguments_are_named():
 
 
 def test_untrained_nets_return_their_input():
-    """The residual, attention and ConvLSTM output start at zero: training starts from the blurry input."""
+    """The residual (and the attention) start at zero: training starts from the blurry input."""
     x = torch.rand(2, 5, 3, 19, 22)
     with torch.no_grad():
         assert torch.equal(build_network(dict(type='SARN', **TINY)).eval()(x[:, 0]), x[:, 0])
         assert torch.equal(build_network(dict(type='SARNMulti', **TINY)).eval()(x), x[:, 2])
         assert torch.equal(build_network(dict(type='SARNRecurrent', **TINY, lstm_feat=4)).eval()(x), x)
-
-
-def _randomised(net, seed=0):
-    """``net`` with every parameter perturbed (no zero-initialised shortcut left), in eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return net.eval()
 
 
 def _attention_reference(sa, x, keys_from):
@@ -55,21 +47,21 @@ def _attention_reference(sa, x, keys_from):
 
 
 def test_full_self_attention_is_softmax_attention_over_all_positions():
-    sa = _randomised(SelfAttention(16, reduction=4, kv_size=None))
+    sa = perturbed(SelfAttention(16, reduction=4, kv_size=None))
     x = torch.rand(2, 16, 5, 7)
     with torch.no_grad():
         torch.testing.assert_close(sa(x), _attention_reference(sa, x, x), rtol=1e-5, atol=1e-5)
 
 
 def test_pooled_self_attention_takes_keys_and_values_from_the_pooled_map():
-    sa = _randomised(SelfAttention(16, reduction=4, kv_size=4))
+    sa = perturbed(SelfAttention(16, reduction=4, kv_size=4))
     x = torch.rand(2, 16, 12, 9)
     with torch.no_grad():
         pooled = torch.nn.functional.adaptive_avg_pool2d(x, (4, 4))
         torch.testing.assert_close(sa(x), _attention_reference(sa, x, pooled), rtol=1e-5, atol=1e-5)
         small = torch.rand(2, 16, 3, 4)  # no larger than the grid: nothing to pool, full attention
         torch.testing.assert_close(sa(small), _attention_reference(sa, small, small), rtol=1e-5, atol=1e-5)
-        full = _randomised(SelfAttention(16, reduction=4, kv_size=None))
+        full = perturbed(SelfAttention(16, reduction=4, kv_size=None))
         full.load_state_dict(sa.state_dict())  # the switch changes no parameter
         assert not torch.allclose(full(x), sa(x), atol=1e-4)
 
@@ -97,8 +89,8 @@ def test_sa_kv_size_is_checked():
 
 def test_deformable_backends_agree():
     torch.manual_seed(0)
-    net = _randomised(build_network(dict(type='SARN', **TINY, dcn_backend='pytorch')))
-    ref = _randomised(build_network(dict(type='SARN', **TINY, dcn_backend='torchvision')))
+    net = perturbed(build_network(dict(type='SARN', **TINY, dcn_backend='pytorch')))
+    ref = perturbed(build_network(dict(type='SARN', **TINY, dcn_backend='torchvision')))
     ref.load_state_dict(net.state_dict())
     x = torch.rand(1, 3, 20, 24)
     with torch.no_grad():
@@ -107,7 +99,7 @@ def test_deformable_backends_agree():
 
 def _recurrent(seed=0):
     torch.manual_seed(seed)
-    return _randomised(build_network(dict(type='SARNRecurrent', **TINY, lstm_feat=4)))
+    return perturbed(build_network(dict(type='SARNRecurrent', **TINY, lstm_feat=4)))
 
 
 @pytest.mark.parametrize('t', [1, 2, 3, 6])
@@ -191,7 +183,7 @@ def test_decoder_reads_the_convlstm_output_as_in_eq7(lstm_bypass):
     """Eq. 7, ``I_i = NetD(g_i)``: by default the decoder's bottleneck input is the ConvLSTM's output ``W h_i`` alone;
     ``lstm_bypass`` adds the encoder output ``f_i``."""
     torch.manual_seed(0)
-    net = _randomised(build_network(dict(type='SARNRecurrent', **TINY, lstm_feat=4, lstm_bypass=lstm_bypass)))
+    net = perturbed(build_network(dict(type='SARNRecurrent', **TINY, lstm_feat=4, lstm_bypass=lstm_bypass)))
     seen = {}
     net.body.attention.register_forward_hook(lambda m, i, o: seen.__setitem__('f', o))
     net.lstm_out.register_forward_hook(lambda m, i, o: seen.__setitem__('g', o))
@@ -213,7 +205,7 @@ def test_pooled_attention_exports_to_onnx_at_any_size(tmp_path):
     """The key/value pooling keeps a dynamic-size ONNX export (adaptive pooling would bake the traced size in)."""
     pytest.importorskip('onnxruntime')
     script = load_script('export_onnx')
-    net = _randomised(build_network(dict(type='SARN', **TINY, sa_kv_size=4)))
+    net = perturbed(build_network(dict(type='SARN', **TINY, sa_kv_size=4)))
     path = str(tmp_path / 'sarn.onnx')
     info = script.export_onnx(net, path, 'SARN', 'image', (24, 32), dynamic=True)
     sizes = list(info['check_sizes']) + [(8, 8), (61, 45)]  # below the grid (not pooled) and above it

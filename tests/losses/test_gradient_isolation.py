@@ -25,20 +25,12 @@ from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY
 from deblurzoo.losses.perceptual_loss import VGGPerceptualLoss
 from deblurzoo.losses.position_loss import PositionLoss
 from deblurzoo.losses.reward_loss import AdaptiveSamplingRewardLoss
+from net_util import perturbed
 
 
 def deblurzoo_losses():
     """Names of the losses deblurzoo registers (read from the registry, so a new loss is picked up)."""
     return sorted(name for name, cls in LOSS_REGISTRY._obj_map.items() if cls.__module__.startswith('deblurzoo.'))
-
-
-def _randomised(net, seed=0):
-    """``net`` with every parameter perturbed, so that no zero-initialised layer hides a gradient path."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return net
 
 
 def training_forward(net, x, **kwargs):
@@ -53,7 +45,7 @@ def training_forward(net, x, **kwargs):
 
 def _perceptual():
     torch.manual_seed(0)
-    net = _randomised(build_network(dict(type='SVDN', num_feat=8, num_conv=1, deform=False))).train()
+    net = perturbed(build_network(dict(type='SVDN', num_feat=8, num_conv=1, deform=False)), scale=0.05).train()
     loss_fn = VGGPerceptualLoss(layer='relu2_2', pretrained=False)
     x, gt = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     loss = loss_fn(net(x), gt)
@@ -64,7 +56,7 @@ def _perceptual():
 
 def _position():
     torch.manual_seed(0)
-    net = _randomised(build_network(dict(type='SVDN', num_feat=8, num_conv=1))).train()
+    net = perturbed(build_network(dict(type='SVDN', num_feat=8, num_conv=1))).train()
     _, aux = training_forward(net, torch.rand(1, 3, 16, 16))
     offset = aux if torch.is_tensor(aux) else aux['offset']
     flow = 3 * torch.randn(1, 4, 16, 16)
@@ -78,7 +70,7 @@ def _reward():
     # the blocks-per-level key is being renamed num_blocks -> num_block (BasicSR's vocabulary); take whichever exists
     blocks = [k for k in ('num_block', 'num_blocks') if k in inspect.signature(ARCH_REGISTRY.get('SAPHNet')).parameters]
     net = build_network({'type': 'SAPHNet', 'num_feat': 4, blocks[0]: (1, 1, 1), 'sampler_feat': 4})
-    net = _randomised(net).train()
+    net = perturbed(net, scale=0.05).train()
     gt = torch.rand(1, 3, 16, 16)
     out, aux = training_forward(net, torch.rand(1, 3, 16, 16), policy='sample')
     outputs = list(aux['stage_outputs']) + [out]
