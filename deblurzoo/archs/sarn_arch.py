@@ -36,7 +36,8 @@ frame and the 2 next blurry ones. The paper does not give the ConvLSTM's size; o
 paper's 12.4 MB) has 64 hidden channels and 3x3 gates on the 4n = 128-channel encoder output, and its output
 ``g_i = W h_i`` (a 1x1 conv to the decoder's 4n channels) is all the decoder reads at the bottleneck, as in Eq. 7:
 3,098,783 parameters, 12.40 MB. ``lstm_bypass: true`` (not in the paper) feeds the decoder ``f_i + W h_i`` instead,
-with ``W`` starting at zero so that training starts from the image net. ``scripts/model_cost.py`` prints these counts.
+with ``W`` starting at zero so that training starts from the image net (the form of checkpoints saved before Eq. 7
+became the default: load them with ``lstm_bypass: true``). ``scripts/model_cost.py`` prints these counts.
 """
 from collections import deque
 
@@ -115,6 +116,15 @@ class SelfAttention(nn.Module):
         self.query = nn.Conv2d(num_feat, inner, 1)
         self.key_value = nn.Conv2d(num_feat, 2 * inner, 1)
         self.proj = zero_module(nn.Conv2d(inner, num_feat, 1))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before the split hold one ``qkv`` conv: its first third is the query, the rest keys/values
+        for kind in ('weight', 'bias'):
+            old = state_dict.pop(f'{prefix}qkv.{kind}', None)
+            if old is not None:
+                inner = old.shape[0] // 3
+                state_dict[f'{prefix}query.{kind}'], state_dict[f'{prefix}key_value.{kind}'] = old[:inner], old[inner:]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def pooled(self, x):
         """``P x``: (b, c, h, w) -> (b, c, min(h, kv_size), min(w, kv_size)) averaged over the bins of

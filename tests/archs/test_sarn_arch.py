@@ -66,6 +66,19 @@ def test_pooled_self_attention_takes_keys_and_values_from_the_pooled_map():
         assert not torch.allclose(full(x), sa(x), atol=1e-4)
 
 
+def test_checkpoints_with_one_qkv_conv_still_load():
+    """Checkpoints saved when query, keys and values came from one 1x1 conv (``qkv``) load into the split convs."""
+    sa = perturbed(SelfAttention(16, reduction=4, kv_size=None))
+    old = {k: v for k, v in sa.state_dict().items() if not k.startswith(('query', 'key_value'))}
+    old['qkv.weight'] = torch.cat([sa.query.weight, sa.key_value.weight])
+    old['qkv.bias'] = torch.cat([sa.query.bias, sa.key_value.bias])
+    loaded = SelfAttention(16, reduction=4, kv_size=None)
+    loaded.load_state_dict(old)
+    x = torch.rand(1, 16, 5, 6)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), sa(x))
+
+
 def _attention_macs(kv_size, side):
     """MACs of SARN's default-width attention (4n = 128 channels) on a side x side bottleneck (FlopCounterMode)."""
     sa = SelfAttention(128, kv_size=kv_size).eval()
