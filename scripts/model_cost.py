@@ -4,6 +4,7 @@
     python scripts/model_cost.py --arch SAPHNet --size 256 256 --kwargs '{"sampling": "uniform"}'
     python scripts/model_cost.py --arch SARN --kwargs '{"num_drm": 3, "with_sa": false}'
     python scripts/model_cost.py --arch SARNRecurrent --frames 4
+    python scripts/model_cost.py --arch SARN --size 720 1280 --part body.attention
 
 Video archs get a clip: window archs (a ``num_frame`` attribute, e.g. SARNMulti) their ``num_frame`` frames,
 recurrent ones (a ``stream`` method, e.g. SARNRecurrent) ``--frames`` frames; MACs are then given per restored frame.
@@ -11,9 +12,11 @@ Model size is float32 bytes (1 MB = 1e6 bytes, as papers quote it).
 
 MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (which reports 2 FLOPs per MAC) over one eval forward
 on a random image, with deblurzoo's 'pytorch' deformable-conv backend so that deformable and pixel-dependent filtering
-is counted (the compiled torchvision kernel is invisible to the counter). Index/gather ops have no MACs. The counter
-only knows convolutions and matrix products; the other arithmetic ops the forward ran (activations, elementwise sums
-and products, softmax, normalisation, bilinear interpolation...) are listed as "not counted".
+is counted (the compiled torchvision kernel is invisible to the counter). ``--part NAME`` (a submodule's name in
+``net.named_modules()``, repeatable) also prints that submodule's MACs and their ratio to the rest of the forward.
+Index/gather ops have no MACs. The counter only knows convolutions and matrix products; the other arithmetic ops the
+forward ran (activations, elementwise sums and products, softmax, normalisation, bilinear interpolation...) are listed
+as "not counted".
 
 The counting helpers here (:func:`build`, :func:`make_input`, :func:`policies`, :func:`count_cost`) are shared with
 ``scripts/benchmark.py``.
@@ -132,7 +135,8 @@ def count_cost(net, x, policy=None):
 
     Returns:
         dict: ``macs`` (float, the whole forward), ``seconds`` (the forward while counting), ``counted``,
-        ``data_movement`` and ``not_counted`` ({op: {'calls', 'elements'}}, see :meth:`OpRecorder.split`).
+        ``data_movement`` and ``not_counted`` ({op: {'calls', 'elements'}}, see :meth:`OpRecorder.split`), ``parts``
+        ({submodule name as in ``net.named_modules()``: MACs} for every submodule that ran counted ops).
     """
     recorder = OpRecorder()
     kwargs = {} if policy is None else {'policy': policy}
@@ -142,8 +146,11 @@ def count_cost(net, x, policy=None):
         net(x, **kwargs)
         seconds = time.perf_counter() - start
     counted, movement, other = recorder.split()
+    prefix = type(net).__name__ + '.'
+    parts = {name[len(prefix):]: sum(ops.values()) / 2
+             for name, ops in counter.get_flop_counts().items() if name.startswith(prefix)}
     return dict(macs=counter.get_total_flops() / 2, seconds=seconds, counted=counted, data_movement=movement,
-                not_counted=other)
+                not_counted=other, parts=parts)
 
 
 def count(net, x, **kwargs):
@@ -158,9 +165,16 @@ def main(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=(256, 256), metavar=('H', 'W'))
     parser.add_argument('--kwargs', default='{}', help='constructor arguments as JSON')
     parser.add_argument('--frames', type=int, default=2, help='clip length for recurrent video archs (default: 2)')
+    parser.add_argument('--part', action='append', default=[], metavar='NAME',
+                        help='also print the MACs of this submodule (e.g. body.attention) and their ratio to the rest')
     args = parser.parse_args(argv)
     kwargs = json.loads(args.kwargs)
     net = build(args.arch, kwargs)
+    names = dict(net.named_modules())
+    unknown = [name for name in args.part if name not in names]
+    if unknown:
+        parser.error(f"--part {', '.join(unknown)}: no such submodule of {args.arch}; its top-level ones: "
+                     f"{', '.join(name for name, _ in net.named_children())}")
     params = sum(p.numel() for p in net.parameters())
     print(f'{args.arch} {kwargs or ""}: {params:,} parameters ({params / 1e6:.2f}M, '
           f'{4 * params / 1e6:.2f} MB float32)')
@@ -177,6 +191,12 @@ def main(argv=None):
         unit = ' per frame' if video else ''
         print(f"  {macs / 1e9:.1f} G MACs{unit} at {size}{name}; CPU forward {result['seconds']:.1f} s "
               '(while counting)')
+        for part in args.part:
+            part_macs = result['parts'].get(part, 0.) / per
+            rest = macs - part_macs
+            ratio = f'{part_macs / rest:.4f}' if rest else 'n/a'
+            print(f'    {part}: {part_macs / 1e9:.3f} G MACs{unit}; the rest {rest / 1e9:.1f} G; '
+                  f'{part} / rest = {ratio}')
     if len(results) == 2:
         print(f"  adaptive / uniform = {results['greedy'] / results['uniform']:.3f}")
     if not_counted:

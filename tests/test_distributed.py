@@ -61,7 +61,7 @@ B = 2  # batch per process in the 2-process runs
 STEPS = 3
 ATOL = 1e-5  # absolute, on weights of magnitude up to ~0.7
 TINY_SVDN = dict(type='SVDN', num_feat=8, num_conv=1)
-TINY_SARN_RECURRENT = dict(type='SARNRecurrent', num_feat=4, num_blocks=1, lstm_feat=4)
+TINY_SARN_RECURRENT = dict(type='SARNRecurrent', num_feat=4, num_block=1, lstm_feat=4)
 VAL_SEQS = {'GOPR0101_00_00': 3, 'GOPR0102_00_00': 2}  # 5 validation pairs: an odd number
 
 

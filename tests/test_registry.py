@@ -61,9 +61,9 @@ TINY = {
     'SVDN': dict(num_feat=8, num_conv=1),
     'SAPHNet': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
     'DMPHN': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
-    'SARN': dict(num_feat=4, num_blocks=1),
-    'SARNMulti': dict(num_feat=4, num_blocks=1),
-    'SARNRecurrent': dict(num_feat=4, num_blocks=1, lstm_feat=4),
+    'SARN': dict(num_feat=4, num_block=1),
+    'SARNMulti': dict(num_feat=4, num_block=1),
+    'SARNRecurrent': dict(num_feat=4, num_block=1, lstm_feat=4),
     'AtrousNet': dict(num_feat=4, num_block=2, block_feat=8, branch_feat=4),
     'MLFANet': dict(num_feat=4, num_level=2, num_block=1),
 }

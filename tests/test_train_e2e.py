@@ -161,10 +161,10 @@ def _video_opt(root, name, arch):
         opt['datasets'][phase].update(dataroot=data_root, lq_folder='input', gt_folder='GT', partition=partition)
     opt['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1,
                                     num_frame=3)
-    opt['network_g'].update(num_feat=4, num_blocks=1, lstm_feat=4)
+    opt['network_g'].update(num_feat=4, num_block=1, lstm_feat=4)
     if arch == 'SARNMulti':
         opt['datasets']['train'].update(num_frame=5, center_frame_only=True)
-        opt['network_g'] = dict(type='SARNMulti', num_frame=5, num_feat=4, num_blocks=1)
+        opt['network_g'] = dict(type='SARNMulti', num_frame=5, num_feat=4, num_block=1)
         data_factory.make_dvd_tree(str(root / 'dvd'), seqs=data_factory.DVD_TRAIN_SEQS, frames=6)  # 5-frame windows
     opt['train']['total_iter'] = opt['train']['scheduler']['total_iter'] = 2
     opt['val']['val_freq'] = 2

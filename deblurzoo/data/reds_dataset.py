@@ -27,8 +27,10 @@ for every crop". One set of factors is drawn per sample (from Python's ``random`
 per-worker seeding covers it), the way torchvision's ``ColorJitter`` draws them -- brightness, contrast and
 saturation factors uniform in ``[max(0, 1 - a), 1 + a]``, the hue shift uniform in ``[-a, a]`` -- and applied in that
 fixed order (torchvision's ``adjust_*`` functions) to every blurry frame of the sample alike, then clamped to
-[0, 1]. By default only the blurry input is jittered (the sharp target keeps the true colours);
-``color_jitter_gt: true`` applies the same factors to the target too, as the authors' released TensorFlow code does.
+[0, 1]. By default the same factors apply to the blurry input and the sharp target alike, as the paper jitters "every
+image crop" and the authors' released TensorFlow code jitters both: the net learns to deblur, not to undo a colour
+shift. ``color_jitter_gt: false`` jitters the blurry input only, for a net that should also learn to restore the
+sharp frames' true colours from slightly off-colour input (a departure from the paper).
 Suggested amounts: ``{brightness: 0.05, contrast: 0.05, saturation: 0.05, hue: 0.02}`` (:data:`SUGGESTED_JITTER`).
 """
 import math
@@ -214,8 +216,9 @@ class REDSDeblurDataset(data.Dataset):
             random_reverse (bool): Training: reverse the clip's temporal order with probability 0.5. Default: False.
             color_jitter (dict): Training: jitter amounts ``{brightness, contrast, saturation, hue}`` (absent: 0),
                 e.g. ``{brightness: 0.05, contrast: 0.05, saturation: 0.05, hue: 0.02}``. Default: None (off).
-            color_jitter_gt (bool): Apply the same jitter to ``gt`` as well (the authors' released code); needs
-                ``color_jitter``. Default: False (the blurry input only).
+            color_jitter_gt (bool): Apply the same jitter to ``gt`` as well (the paper and the authors' released
+                code); False: the blurry input only (see the module docstring). Setting it true needs
+                ``color_jitter``. Default: True.
             check_sizes (bool): On construction, check that all frames of a clip (lq and gt) have one size (from the
                 PNG headers or the LMDBs' meta_info) and, in training, are at least ``gt_size``; otherwise each
                 sample is checked when read. Default: False.
@@ -231,8 +234,8 @@ class REDSDeblurDataset(data.Dataset):
         self.opt = opt
         owner = f"{type(self).__name__} '{opt.get('name', '')}'"
         self.color_jitter = parse_color_jitter(opt.get('color_jitter'), owner)
-        self.color_jitter_gt = bool(opt.get('color_jitter_gt', False))
-        if self.color_jitter_gt and self.color_jitter is None:
+        self.color_jitter_gt = bool(opt.get('color_jitter_gt', True))
+        if opt.get('color_jitter_gt') and self.color_jitter is None:
             raise ValueError(f'{owner}: color_jitter_gt is set but color_jitter is not (no jitter to apply)')
         self.clip_index = ClipIndex(opt, owner, single_frame_images=True)
         self.reader = FrameReader(opt, 'REDSDeblurDataset')

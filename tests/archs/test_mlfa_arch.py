@@ -1,22 +1,14 @@
-"""MLFANet (Brehm et al., NTIRE 2020, stage 2): cosine-similarity weighting on hand-made features, the paper's levels
-and fusion, a residual on the centre frame, padding to 16, the single-frame ablation."""
+"""MLFANet (Brehm et al., NTIRE 2020, stage 2): cosine-similarity weighting on hand-made features, a residual on the
+centre frame, padding to 16, the single-frame ablation's inputs. The paper's levels and fusion are checked in
+tests/conformance/test_ntire2020_paper.py."""
 import pytest
 import torch
-from torch import nn
 
 import deblurzoo  # noqa: F401  (registers everything)
-from deblurzoo.archs.arch_util import ScaledConv2d, ScaledConvTranspose2d, ScaledResBlock
 from deblurzoo.archs.mlfa_arch import MLFANet, cosine_weighted
+from net_util import perturbed
 
 TINY = dict(num_feat=4, num_level=2, num_block=1)
-
-
-def _randomise(net, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(0.1 * torch.randn(p.shape, generator=g))
-    return net
 
 
 def test_cosine_weighting_on_hand_made_features():
@@ -38,20 +30,6 @@ def test_cosine_weighting_on_hand_made_features():
     torch.testing.assert_close(weighted[0, 0, :, 0, 1], unit[0, 1, :, 0, 1])
 
 
-def test_default_levels_fusion_and_decoder_follow_the_paper():
-    net = MLFANet()
-    assert net.num_frame == 3 and net.center == 1 and net.multiple == 16
-    assert net.encoder[0][0].kernel_size == (7, 7)
-    assert [layer[0].out_channels for layer in net.encoder] == [32, 64, 128, 256, 512]
-    assert [layer[0].stride for layer in net.encoder[1:]] == [(2, 2)] * 4
-    for fusion, width in zip(net.fusions, [32, 64, 128, 256, 512]):  # one conv + 3 residual blocks per level
-        assert (fusion[0].in_channels, fusion[0].out_channels) == (3 * width, width)
-        assert [type(m) for m in fusion[2:]] == [ScaledResBlock] * 3
-    assert all(isinstance(up[0], ScaledConvTranspose2d) for up in net.ups)
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    assert all(isinstance(m, ScaledConv2d) and m.padding_mode == 'reflect' for m in convs)
-
-
 def test_untrained_net_returns_the_centre_frame():
     net = MLFANet(**TINY)
     x = torch.rand(2, 3, 3, 21, 30)
@@ -59,7 +37,7 @@ def test_untrained_net_returns_the_centre_frame():
 
 
 def test_every_frame_and_every_level_reaches_the_output():
-    net = _randomise(MLFANet(**TINY))
+    net = perturbed(MLFANet(**TINY))
     x = torch.rand(1, 3, 3, 16, 16, requires_grad=True)
     net(x).sum().backward()
     assert all(x.grad[0, t].abs().sum() > 0 for t in range(3)), 'a neighbour frame does not reach the output'
@@ -68,7 +46,7 @@ def test_every_frame_and_every_level_reaches_the_output():
 
 def test_encoder_weights_are_shared_across_frames():
     """One encoder for all frames: swapping frames t-1 and t+1 swaps their features, not the weights they meet."""
-    net = _randomise(MLFANet(**TINY))
+    net = perturbed(MLFANet(**TINY))
     seen = []
     net.encoder[1].register_forward_hook(lambda m, inp, out: seen.append(out.detach().clone()))
     x = torch.rand(1, 3, 3, 16, 16)
@@ -79,14 +57,14 @@ def test_encoder_weights_are_shared_across_frames():
 
 @pytest.mark.parametrize('size', [(1, 1), (15, 17), (40, 24)])
 def test_pads_to_16_and_crops_back(size):
-    net = _randomise(MLFANet(num_feat=4, num_block=1))
+    net = perturbed(MLFANet(num_feat=4, num_block=1))
     x = torch.rand(1, 3, 3, *size)
     out = net(x)
     assert out.shape == (1, 3, *size) and torch.isfinite(out).all()
 
 
 def test_single_frame_ablation_takes_images_and_one_frame_clips():
-    net = _randomise(MLFANet(num_frame=1, **TINY))
+    net = perturbed(MLFANet(num_frame=1, **TINY))
     assert net.center == 0 and net.fusions[0][0].in_channels == 4  # no t-1 / t+1 features
     x = torch.rand(2, 3, 20, 20)
     torch.testing.assert_close(net(x), net(x.unsqueeze(1)))

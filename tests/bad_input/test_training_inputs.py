@@ -64,7 +64,7 @@ def _checkpoint(tmp_path, kind):
     """A checkpoint file for ``kind``: 'wrong_arch', 'pickled_code', 'no_params_key', 'truncated'."""
     path = tmp_path / f'{kind}.pth'
     if kind == 'wrong_arch':
-        torch.save({'params': build_network({'type': 'SARN', 'num_feat': 4, 'num_blocks': 1}).state_dict()}, path)
+        torch.save({'params': build_network({'type': 'SARN', 'num_feat': 4, 'num_block': 1}).state_dict()}, path)
     elif kind == 'pickled_code':
         torch.save({'params': CodeInPickle(str(tmp_path / 'code_ran'))}, path)
     elif kind == 'no_params_key':

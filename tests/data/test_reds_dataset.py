@@ -237,7 +237,7 @@ def _close(a, b):
 
 def test_color_jitter_blurred_input_only(reds, drawn):
     root, _ = reds
-    for ref, out in _pairs(root):
+    for ref, out in _pairs(root, color_jitter_gt=False):
         factors = drawn[-1]
         assert torch.equal(out['gt'], ref['gt'])  # the sharp target: the unjittered crop
         assert not torch.equal(out['lq'], ref['lq'])
@@ -249,9 +249,11 @@ def test_color_jitter_blurred_input_only(reds, drawn):
         assert all(0.8 <= f[k] <= 1.2 for k in ('brightness', 'contrast', 'saturation')) and abs(f['hue']) <= 0.05
 
 
-def test_color_jitter_gt(reds, drawn):
+@pytest.mark.parametrize('kw', [{}, {'color_jitter_gt': True}], ids=['default', 'explicit'])
+def test_color_jitter_gt(reds, drawn, kw):
+    """By default (Brehm et al.: "for every image crop") the target gets the input's jitter."""
     root, _ = reds
-    for ref, out in _pairs(root, color_jitter_gt=True):
+    for ref, out in _pairs(root, **kw):
         assert _close(out['lq'], apply_color_jitter(ref['lq'], drawn[-1]))
         assert _close(out['gt'], apply_color_jitter(ref['gt'], drawn[-1]))
         assert not torch.equal(out['gt'], ref['gt'])

@@ -9,8 +9,8 @@ import deblurzoo  # noqa: F401  (registers everything)
 from basicsr.data.data_util import generate_frame_indices
 from basicsr.models import build_model
 
-MULTI = dict(type='SARNMulti', num_frame=5, num_feat=4, num_blocks=1)
-RECURRENT = dict(type='SARNRecurrent', num_feat=4, num_blocks=1, lstm_feat=4)
+MULTI = dict(type='SARNMulti', num_frame=5, num_feat=4, num_block=1)
+RECURRENT = dict(type='SARNRecurrent', num_feat=4, num_block=1, lstm_feat=4)
 
 
 def _opt(tmp_path, network, is_train=True, val=None, **train):

@@ -59,7 +59,7 @@ def test_model_cost_prints_both_policies(capsys):
 
 @pytest.mark.parametrize('arch,frames', [('SARNMulti', 5), ('SARNRecurrent', 3)])
 def test_model_cost_counts_video_archs_per_frame(arch, frames, capsys):
-    kwargs = '{"num_feat": 4, "num_blocks": 1}'
+    kwargs = '{"num_feat": 4, "num_block": 1}'
     load_script('model_cost').main(['--arch', arch, '--size', '16', '16', '--kwargs', kwargs, '--frames', str(frames)])
     printed = capsys.readouterr().out
     assert 'G MACs per frame at 16x16' in printed, printed
