@@ -8,4 +8,8 @@ on arguments that :mod:`deblurzoo.ops.deform_conv` has already checked (pairs, i
 """
 from . import mmcv, pytorch, torchvision
 
-IMPLEMENTATIONS = {'torchvision': torchvision.deform_conv2d, 'pytorch': pytorch.deform_conv2d, 'mmcv': mmcv.deform_conv2d}
+IMPLEMENTATIONS = {
+    'torchvision': torchvision.deform_conv2d,
+    'pytorch': pytorch.deform_conv2d,
+    'mmcv': mmcv.deform_conv2d,
+}
