@@ -18,8 +18,9 @@ still leaves ``<out>.md`` and ``<out>.json`` with everything done so far:
    ``torch.compile``, beside the papers' stated times (``scripts/benchmark.py``'s ``PAPER``);
 4. ``deform``: the deformable convolution's backends on the device against each other and against torchvision in
    float64: output and all five gradients (input, offset, mask, weight, bias), and their speed;
-5. ``train``: each ``options/demo/train_*.yml`` built as in training with ``train.amp`` (bf16 on CUDA), overfitting one
-   batch read through the option's own dataset from a generated GoPro-layout set: the loss must fall; it/s;
+5. ``train``: each ``options/demo/train_*.yml`` built as in training with ``train.amp: bf16``, overfitting one batch of
+   the option's own dataset on a generated GoPro-layout set (with flows), read through BasicSR's loader with
+   ``prefetch_mode: cuda`` and pinned memory on CUDA (``cpu`` elsewhere): the loss must fall; it/s, loader samples/s;
 6. ``torchrun``: ``torchrun --nproc_per_node=1 deblurzoo/train.py --launcher pytorch`` for a few iterations (NCCL on
    CUDA, gloo on CPU).
 
@@ -182,11 +183,9 @@ def timed(fn, device, repeats):
 
 
 def arch_kwargs(arch, quick):
-    if not quick:
-        return {}
-    sys.path.insert(0, osp.join(REPO, 'tests'))
-    from test_registry import TINY  # the test suite's tiny constructor arguments
-    return TINY[arch]
+    """Constructor arguments: the paper's (defaults), or with ``quick`` the test suite's tiny ones."""
+    import bench_data
+    return bench_data.tiny_kwargs(arch) if quick else {}
 
 
 # ----------------------------------------------------------------------------------------------------- sections
@@ -340,28 +339,14 @@ def section_deform(ctx, rows):
 
 
 def _train_opt(path, root, data, quick):
-    """``path``'s options as BasicSR's parse_options makes them, for one process, pointed at ``data``."""
-    import yaml
-    with open(path) as f:
-        opt = yaml.safe_load(f)
-    name = opt['name']
-    exp = osp.join(root, 'experiments', name)
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False, num_gpu=0 if quick else 1)
-    opt['path'] = dict(opt.get('path') or {}, experiments_root=exp, models=osp.join(exp, 'models'),
-                       training_states=osp.join(exp, 'training_states'), log=exp,
-                       visualization=osp.join(exp, 'visualization'))
+    """``path``'s options for one training process (``bench_data.training_options``), pointed at ``data``, with
+    ``train.amp: bf16``."""
+    import bench_data
+    opt = bench_data.training_options(path, root, 0 if quick else 1, tiny=quick)
     for phase, ds in opt['datasets'].items():
-        ds.update(phase=phase.split('_')[0], scale=opt.get('scale', 1))
         ds['dataroot'] = data if ds['type'] == 'GoProDataset' else osp.join(data, 'train' if phase == 'train' else
                                                                             'test')
-    train_ds = opt['datasets']['train']
-    if quick:
-        opt['network_g'] = {'type': opt['network_g']['type'], **arch_kwargs(opt['network_g']['type'], True)}
-        if opt.get('network_stage1'):
-            opt['network_stage1'] = {'type': opt['network_stage1']['type'],
-                                     **arch_kwargs(opt['network_stage1']['type'], True)}
-        train_ds.update(gt_size=32, batch_size_per_gpu=2)
-    train_ds['num_worker_per_gpu'] = 0
+    opt['datasets']['train']['num_worker_per_gpu'] = 0
     opt['train']['amp'] = 'bf16'
     if 'pretrain_iter' in opt['train']:
         opt['train']['pretrain_iter'] = 3 if quick else 20  # both phases of SAPHNet's schedule
@@ -371,11 +356,10 @@ def _train_opt(path, root, data, quick):
 def section_train(ctx, rows):
     import glob
 
+    import bench_data
     import torch
     from basicsr.archs import build_network
-    from basicsr.data import build_dataset
     from basicsr.models import build_model
-    from torch.utils.data import DataLoader
     steps = 6 if ctx.quick else 60
     for path in sorted(glob.glob(osp.join(REPO, 'options', 'demo', 'train_*.yml'))):
         if ctx.options and osp.basename(path) not in ctx.options:
@@ -388,11 +372,12 @@ def section_train(ctx, rows):
                 torch.save({'params': build_network(dict(opt['network_stage1'])).state_dict()}, stage1)
                 opt['path']['pretrain_network_stage1'] = stage1
             model = build_model(opt)
-            train_ds = opt['datasets']['train']
-            loader = DataLoader(build_dataset(train_ds), batch_size=train_ds['batch_size_per_gpu'], shuffle=False)
-            batch = next(iter(loader))
-            row.update(arch=opt['network_g']['type'], amp=opt['train']['amp'],
-                       batch='x'.join(map(str, batch['lq'].shape)))
+            # the batch through BasicSR's loader as the trainer builds it: prefetch_mode cuda (pinned memory, a side
+            # stream) on a GPU, cpu (a background thread) elsewhere
+            prefetch = 'cuda' if ctx.device.type == 'cuda' else 'cpu'
+            _, rate, batch = bench_data.loader_rate(opt['datasets']['train'], 2, prefetch, 3, ctx.device)
+            row.update(arch=opt['network_g']['type'], amp=opt['train']['amp'], prefetch=prefetch,
+                       loader_samples_per_s=rate, batch='x'.join(map(str, batch['lq'].shape)))
             losses, start = [], None
             for it in range(1, steps + 1):
                 if it == min(6, steps // 2 + 1):
