@@ -489,7 +489,7 @@ def atomic_checkpoints():
             return
         state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers], 'rng': rngs}
-        state.update(self.extra_training_state() if hasattr(self, 'extra_training_state') else {})  # model's extras
+        state['extra'] = self.extra_training_state() if hasattr(self, 'extra_training_state') else {}
         atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     BaseModel.save_network = save_network

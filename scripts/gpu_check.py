@@ -375,7 +375,8 @@ def section_train(ctx, rows):
             # the batch through BasicSR's loader as the trainer builds it: prefetch_mode cuda (pinned memory, a side
             # stream) on a GPU, cpu (a background thread) elsewhere
             prefetch = 'cuda' if ctx.device.type == 'cuda' else 'cpu'
-            _, rate, batch = bench_data.loader_rate(opt['datasets']['train'], 2, prefetch, 3, ctx.device)
+            workers = 0 if ctx.quick else 2
+            _, rate, batch = bench_data.loader_rate(opt['datasets']['train'], workers, prefetch, 3, ctx.device)
             row.update(arch=opt['network_g']['type'], amp=opt['train']['amp'], prefetch=prefetch,
                        loader_samples_per_s=rate, batch='x'.join(map(str, batch['lq'].shape)))
             losses, start = [], None

@@ -95,16 +95,17 @@ class DeblurTraining:
         return super().model_to_device(self.amp.prepare_network(net, self.device))
 
     def extra_training_state(self):
-        """What the training state keeps besides BasicSR's optimizers and schedulers: the fp16 gradient scaler."""
+        """What the training state keeps (under ``extra``) besides BasicSR's optimizers and schedulers: the fp16
+        gradient scaler's state."""
         return self.amp.state_dict()
 
     def load_extra_training_state(self, state):
-        """Restore :meth:`extra_training_state` from a training state."""
+        """Restore what :meth:`extra_training_state` returned."""
         self.amp.load_state_dict(state)
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
-        self.load_extra_training_state(resume_state)
+        self.load_extra_training_state(resume_state.get('extra', {}))
 
     def setup_optimizers(self):
         params = [p for p in self.net_g.parameters() if p.requires_grad]

@@ -16,7 +16,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def test_quick_cpu_run_writes_every_section(tmp_path):
     out = tmp_path / 'report'
     run = subprocess.run([sys.executable, 'scripts/gpu_check.py', '--device', 'cpu', '--quick', '--archs', 'SVDN',
-                          'SARNRecurrent', '--options', 'train_svdn_demo.yml', '--out', str(out), '--limits',
+                          'SARNMulti', '--options', 'train_svdn_demo.yml', '--out', str(out), '--limits',
                           'precision=300', 'latency=300', 'train=300', 'torchrun=300'],
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
