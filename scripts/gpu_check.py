@@ -311,13 +311,15 @@ def section_deform(ctx, rows):
     b, c, h, w = (1, 8, 12, 16) if ctx.quick else (2, 64, 180, 320)
     for og in (1, 8):
         gen = torch.Generator().manual_seed(og)
-        case = dict(input=torch.randn(b, c, h, w, generator=gen), offset=2 * torch.randn(b, 18 * og, h, w, generator=gen),
-                    mask=torch.rand(b, 9 * og, h, w, generator=gen), weight=torch.randn(c, c, 3, 3, generator=gen) / 24,
-                    bias=torch.randn(c, generator=gen))
+        case = dict(input=torch.randn(b, c, h, w, generator=gen),
+                    offset=2 * torch.randn(b, 18 * og, h, w, generator=gen),
+                    mask=torch.rand(b, 9 * og, h, w, generator=gen),
+                    weight=torch.randn(c, c, 3, 3, generator=gen) / 24, bias=torch.randn(c, generator=gen))
+        case = {k: v.to(ctx.device) for k, v in case.items()}
         grad_out = torch.randn(b, c, h, w, generator=gen).to(ctx.device)
 
         def run(backend, dtype):
-            args = {k: v.to(ctx.device, dtype).requires_grad_() for k, v in case.items()}
+            args = {k: v.detach().to(dtype).requires_grad_() for k, v in case.items()}
             with ops.use_backend(backend):
                 out = ops.deform_conv2d(args['input'], args['offset'], args['weight'], args['bias'], padding=1,
                                         mask=args['mask'])

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The GPU acceptance run as one command (README: "Checking on a GPU"); arguments go to scripts/gpu_check.py.
 # Uses $PYTHON if set, else .venv/bin/python where there is one, else python3 (a bare GPU machine's Python with torch).
-# Where that Python
-# lacks BasicSR, it is taken from .gpu_site/, made beforehand on a machine with the project's venv:
+# Where that Python lacks BasicSR, it is taken from .gpu_site/, made beforehand on a machine with the project's venv:
 #   .venv/bin/python scripts/gpu_check.py --vendor .gpu_site
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,5 +16,5 @@ if ! "$PY" -c 'import deblurzoo' >/dev/null; then
          ".gpu_site/ first (.venv/bin/python scripts/gpu_check.py --vendor .gpu_site) and carry it along" >&2
     exit 1
 fi
-"$PY" -c 'import torch, sys; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, cuda available:", torch.cuda.is_available())'
+"$PY" -c 'import sys, torch; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())'
 exec "$PY" scripts/gpu_check.py "$@"
