@@ -308,7 +308,8 @@ def scatter_to(finer_tokens, finer_grid, coarse_tokens, coarse_grid):
     rows = finer_grid.inverse()[coarse_grid.global_index(coarse_grid.flat).reshape(-1)]
     if (rows < 0).any():
         raise RuntimeError('scatter_to: the coarse grid is not nested in the finer grid')
-    out = finer_tokens.reshape(b * n, c).index_put((rows, ), coarse_tokens.reshape(-1, c))
+    dtype = torch.promote_types(finer_tokens.dtype, coarse_tokens.dtype)  # they differ under autocast
+    out = finer_tokens.reshape(b * n, c).to(dtype).index_put((rows, ), coarse_tokens.reshape(-1, c).to(dtype))
     return out.view(b, n, c)
 
 

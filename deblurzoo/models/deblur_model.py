@@ -14,6 +14,9 @@ Differences from ``SRModel`` (and only these):
 - a step whose loss or gradients are not finite never updates the parameters: ``train.nan_policy: stop`` (default)
   stops training with a message naming the iteration, the loss terms and the newest checkpoint; ``skip`` drops the
   step (a warning in the log), up to ``train.nan_skip_limit`` (default 100) steps in a row;
+- mixed precision, memory format and compilation of the training forward: ``train.amp`` (bf16 | fp16 | false),
+  ``train.channels_last``, ``train.compile`` (see ``mixed_precision.py``); losses, validation and metrics stay in
+  float32, and the fp16 gradient scaler's state is part of the training state (:meth:`extra_training_state`);
 - test-time inference goes through the bare network (not its DDP wrapper) in :meth:`DeblurTraining.inference`, the
   one place test-time options hook in: ``val.self_ensemble`` (4, 6 or 8 flips/rotations averaged, see
   ``test_time.py``) for every arch;
@@ -37,6 +40,7 @@ from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 from ..compat import find_resume_state
 from .lr_scheduler import PolyLR
+from .mixed_precision import MixedPrecision, to_float32
 from .test_time import ensemble_size, self_ensemble
 
 SCHEDULERS = {
@@ -84,7 +88,24 @@ class DeblurTraining:
                 self.nan_skip_limit < 1:
             raise ValueError(f'train.nan_skip_limit must be an int >= 1, got {self.nan_skip_limit!r}')
         self.nan_skipped = 0  # consecutive skipped steps
+        self.amp = MixedPrecision(train_opt)
         super().__init__(opt)
+
+    def model_to_device(self, net):
+        return super().model_to_device(self.amp.prepare_network(net, self.device))
+
+    def extra_training_state(self):
+        """What the training state keeps (under ``extra``) besides BasicSR's optimizers and schedulers: the fp16
+        gradient scaler's state."""
+        return self.amp.state_dict()
+
+    def load_extra_training_state(self, state):
+        """Restore what :meth:`extra_training_state` returned."""
+        self.amp.load_state_dict(state)
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        self.load_extra_training_state(resume_state.get('extra', {}))
 
     def setup_optimizers(self):
         params = [p for p in self.net_g.parameters() if p.requires_grad]
@@ -121,30 +142,39 @@ class DeblurTraining:
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
-        self.output, aux = split_output(self.net_g(self.lq, **self.train_forward_kwargs(current_iter)))
+        with self.amp.autocast():
+            self.output, aux = split_output(self.net_g(self.lq, **self.train_forward_kwargs(current_iter)))
+        self.output, aux = to_float32((self.output, aux))  # losses in float32
         loss_dict = self.compute_losses(aux)
         total = sum(loss_dict.values())
-        total.backward()
+        self.amp.backward(total)
+        self.amp.unscale(self.optimizer_g)
         self.log_dict = self.reduce_loss_dict(loss_dict)
-        if not self._finite_step(total):
+        loss_finite, grads_finite = self._finite_flags(total)
+        if self.amp.overflowed(loss_finite, grads_finite):  # fp16: the scaler skips the step and lowers its scale
+            self.amp.step(self.optimizer_g)
+            return
+        if not (loss_finite and grads_finite):
+            self.amp.skip()
             self._non_finite_step(loss_dict, current_iter)
             return
         self.nan_skipped = 0
-        self.optimizer_g.step()
+        self.amp.step(self.optimizer_g)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def _finite_step(self, total):
-        """Whether the loss and every gradient are finite, on every rank (DDP ranks decide together: their
+    def _finite_flags(self, total):
+        """Whether the loss, and whether every gradient, is finite on every rank (DDP ranks decide together: their
         gradients are already averaged, but a loss is local)."""
         grads = [p.grad for group in self.optimizer_g.param_groups for p in group['params'] if p.grad is not None]
-        finite = torch.isfinite(total.detach()).all()
+        flags = torch.ones(2, device=total.device)
+        flags[0] = torch.isfinite(total.detach()).all()
         if grads:
-            finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(grads))
-        flag = finite.to(torch.float32).reshape(1)
+            flags[1] = torch.isfinite(torch.nn.utils.get_total_norm(grads))
         if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item())
+            dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+        loss_finite, grads_finite = flags.tolist()
+        return bool(loss_finite), bool(grads_finite)
 
     def _non_finite_step(self, loss_dict, current_iter):
         """A step whose loss or gradients are NaN/inf: the parameters are left as they were; ``train.nan_policy``

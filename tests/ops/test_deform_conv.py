@@ -9,6 +9,8 @@ from torch.nn.modules.utils import _pair
 import deblurzoo  # noqa: F401  (patches BasicSR so that it imports)
 from deblurzoo import ops
 from deblurzoo.ops import deform_conv as dc
+from deblurzoo.ops.deform_backends import pytorch as pt
+from deblurzoo.ops.deform_backends import reference
 
 DTYPE = torch.float64
 RTOL, ATOL = 1e-5, 1e-8
@@ -167,7 +169,7 @@ def test_pytorch_matches_torchvision(config):
     """Output and all five gradients of the 'pytorch' backend equal torchvision's (float64; elementwise and
     norm-wise)."""
     case, params = _make_case(**config)
-    assert dc._use_fast_path(*(case[k] for k in ('input', 'offset', 'weight', 'bias', 'mask')))
+    assert pt.use_fast_path(*(case[k] for k in ('input', 'offset', 'weight', 'bias', 'mask')))
     out_tv, grads_tv = _run('torchvision', case, params)
     out_pt, grads_pt = _run('pytorch', case, params)
     assert set(grads_pt) == {k for k, v in case.items() if v is not None}
@@ -177,7 +179,7 @@ def test_pytorch_matches_torchvision(config):
 @pytest.mark.parametrize('config', ['frac', 'border_exact', 'weight_groups2_og4', 'no_mask_no_bias_og8'])
 def test_reference_path_matches_torchvision(monkeypatch, config):
     """The plain-op path (what tracing and ONNX export run) is exact as well."""
-    monkeypatch.setattr(dc, '_use_fast_path', lambda *tensors: False)
+    monkeypatch.setattr(pt, 'use_fast_path', lambda *tensors: False)
     case, params = _make_case(**CASES[config])
     _assert_matches(*_run('pytorch', case, params), *_run('torchvision', case, params))
 
@@ -213,8 +215,8 @@ def test_float32_work_splits(monkeypatch, split_name, offset_groups):
     torchvision's (the elementwise tolerance of float32 sums is looser)."""
     split = SPLITS[split_name]
     if split is not None:
-        monkeypatch.setattr(dc, '_BLOCK_ELEMENTS', split[0])
-        monkeypatch.setattr(dc, '_CHUNK_ELEMENTS', split[1])
+        monkeypatch.setattr(pt, '_BLOCK_ELEMENTS', split[0])
+        monkeypatch.setattr(pt, '_CHUNK_ELEMENTS', split[1])
     case, params = _make_case(b=3, c_in=16, c_out=8, size=(6, 10), offset_groups=offset_groups, offset='outside')
     case = {k: v.float() for k, v in case.items()}
     case['offset'] = case['offset'] * 0.1 + torch.randn_like(case['offset'])  # mostly inside, some outside
@@ -283,13 +285,13 @@ def test_gradcheck_pytorch_backend(cfg):
         return dc._dispatch(x, offset, weight, bias, cfg['stride'], cfg['padding'], cfg['dilation'], mask,
                             backend='pytorch')
 
-    assert dc._use_fast_path(x, offset, weight, bias, mask)
+    assert pt.use_fast_path(x, offset, weight, bias, mask)
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
 
 
 def test_reference_path_batch_chunks(monkeypatch):
-    monkeypatch.setattr(dc, '_use_fast_path', lambda *tensors: False)
-    monkeypatch.setattr(dc, '_MAX_COLUMN_ELEMENTS', 1)  # one image per chunk
+    monkeypatch.setattr(pt, 'use_fast_path', lambda *tensors: False)
+    monkeypatch.setattr(reference, '_MAX_COLUMN_ELEMENTS', 1)  # one image per chunk
     case, params = _make_case(b=3, c_in=8, c_out=8, offset_groups=2)
     _assert_matches(*_run('pytorch', case, params), *_run('torchvision', case, params))
 
@@ -299,7 +301,7 @@ def test_nan_and_inf_offsets_read_zero(monkeypatch, fast):
     """A tap at a NaN or infinite position reads 0 (torchvision's kernels do not define it) and, on the fast path,
     passes no gradient (the plain-op path, for tracing and export, may give NaN gradients there)."""
     if not fast:
-        monkeypatch.setattr(dc, '_use_fast_path', lambda *tensors: False)
+        monkeypatch.setattr(pt, 'use_fast_path', lambda *tensors: False)
     case, params = _make_case(b=1, offset_groups=2)
     bad = torch.zeros_like(case['mask'], dtype=torch.bool)  # (b, og * k, h_out, w_out): the taps made non-finite
     bad[0, 3, 2, 4] = bad[0, 10, 0, 0] = bad[0, 17, 6, 8] = bad[0, 5, 1, 1] = True
