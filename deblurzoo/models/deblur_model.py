@@ -103,10 +103,6 @@ class DeblurTraining:
         """Restore what :meth:`extra_training_state` returned."""
         self.amp.load_state_dict(state)
 
-    def resume_training(self, resume_state):
-        super().resume_training(resume_state)
-        self.load_extra_training_state(resume_state.get('extra', {}))
-
     def setup_optimizers(self):
         params = [p for p in self.net_g.parameters() if p.requires_grad]
         optim_cls, kwargs = _with_type(self.opt['train']['optim_g'], 'optim_g', OPTIMIZERS)

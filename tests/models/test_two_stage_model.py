@@ -8,7 +8,7 @@ import torch
 import deblurzoo  # noqa: F401  (registers everything)
 from basicsr.archs import build_network
 from basicsr.data.data_util import generate_frame_indices
-from basicsr.models import build_model
+from deblurzoo.training import build_model  # the trainer extension's builder: checked network loading
 
 STAGE1 = dict(type='AtrousNet', num_feat=4, num_block=1, block_feat=8, branch_feat=4)
 STAGE2 = dict(type='MLFANet', num_feat=4, num_level=2, num_block=1)
