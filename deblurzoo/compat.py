@@ -371,7 +371,7 @@ def safe_load_network():
     from basicsr.utils import get_root_logger
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
-        from deblurzoo.infer import InferenceError, check_state_dict, load_state_dict
+        from deblurzoo.inference.checkpoint import InferenceError, check_state_dict, load_state_dict
         logger = get_root_logger()
         net = self.get_bare_model(net)
         try:

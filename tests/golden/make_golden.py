@@ -80,9 +80,8 @@ def clip(seed=3):
 
 def cli_restorer(net, num=1, tile=None, stage1=None):
     """The CLI's restorer for ``net`` (and a two-stage model's ``stage1``)."""
-    from deblurzoo.infer import LoadedModel, Restorer
-    model = LoadedModel(net, {'type': type(net).__name__}, stage1=stage1)
-    return Restorer(model, num, tile, TILE_OVERLAP)
+    from deblurzoo.inference import Restorer
+    return Restorer(net, stage1=stage1, self_ensemble=num, tile=tile, tile_overlap=TILE_OVERLAP)
 
 
 def cli_image(net, x, **kwargs):
