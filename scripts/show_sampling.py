@@ -4,8 +4,8 @@
         --image datasets/demo/test/bikes_04/blur/000003.png --out results/saphn_sampling.png
 
 Builds ``network_g`` from the test option file, loads ``path.pretrain_network_g`` (``param_key_g``; the inference
-engine's loader, ``weights_only=True``), runs the image through it (greedy top-N sampling, as at test time) and writes one panel per row:
-the blurry input, then for stages 1 (uniform), 2 and 3 the pixels sampled at the coarsest level (red dots over the
+engine's loader, ``weights_only=True``), runs the image through it (greedy top-N sampling, as at test time) and writes
+one panel per row: the blurry input, then for stages 1 (uniform), 2 and 3 the pixels sampled at the coarsest level (red dots over the
 dimmed input; the paper shows the lowest resolution), and the probability maps of stages 2 and 3. Also prints how
 many pixels each level took and what share of them falls in the 25% of pixels with the largest blur error (when the
 sharp image is found in the GoPro layout next to the blurry one).

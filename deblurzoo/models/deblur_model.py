@@ -74,7 +74,7 @@ def as_images(x):
 
 
 def check_test_options(val_opt):
-    """Validate the test-time options of ``val`` (``self_ensemble``, ``tile``, ``tile_overlap``); errors name the key."""
+    """Validate the test-time options of ``val`` (``self_ensemble``, ``tile``, ``tile_overlap``), naming the key."""
     ensemble_size(val_opt.get('self_ensemble'))
     tile, overlap = val_opt.get('tile'), val_opt.get('tile_overlap', 64)
     if tile in (None, 0, 'auto'):

@@ -83,3 +83,25 @@ def test_restorer_refuses_a_video_stage1(tmp_path):
     net = build_network(dict(MLFA)).eval()
     with pytest.raises(ValueError, match='stage 1 must be an image net'):
         Restorer(net, stage1=build_network(dict(MLFA)).eval())
+
+
+def test_saphnet_validates_with_the_sampling_of_its_training_phase(tmp_path):
+    """While pre-training (uniform sampling) the test path samples uniformly too; afterwards greedily (top-N)."""
+    network = dict(type='SAPHNet', num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4)
+    opt = _opt(tmp_path, network, 'SAPHNetModel')
+    opt['is_train'] = True
+    opt['path'].update(models=str(tmp_path / 'models'), training_states=str(tmp_path / 'states'))
+    opt['train'] = {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'total_iter': 10,
+                    'scheduler': {'type': 'PolyLR', 'total_iter': 10}, 'pretrain_iter': 5,
+                    'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+                    'reward_opt': {'type': 'AdaptiveSamplingRewardLoss'}}
+    model = build_model(opt)
+    net = _perturbed(model)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        uniform, greedy = net(x, policy='uniform'), net(x, policy='greedy')
+    assert not torch.equal(uniform, greedy)
+    model.train_forward_kwargs(1)  # iteration 1: pre-training
+    torch.testing.assert_close(_test(model, x), uniform, rtol=0, atol=0)
+    model.train_forward_kwargs(6)  # joint training
+    torch.testing.assert_close(_test(model, x), greedy, rtol=0, atol=0)
