@@ -14,25 +14,27 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
 from basicsr.utils.registry import MODEL_REGISTRY
 from data_factory import DVD_TRAIN_SEQS, make_dvd_tree, make_gopro_tree
+from test_registry import TINY
 
 MODELS = sorted(k for k, v in MODEL_REGISTRY._obj_map.items() if v.__module__.startswith('deblurzoo'))
 THIS_FILE = 'tests/models/test_registered_models.py'
 SIZE = (24, 32)  # (h, w) of training crops and validation frames
-STAGE1 = dict(type='AtrousNet', num_feat=4, num_block=1, block_feat=8, branch_feat=4)
+STAGE1 = dict(type='AtrousNet', **TINY['AtrousNet'])
 
+# tiny constructor arguments: the registry test's (TINY)
 # name -> network_g, data ('image' or 'video'), extra train options, loss terms the step must produce, and
 # whether the batch carries flows / the target is the centre frame / a stage 1 is needed
 MODEL_CASES = {
-    'DeblurModel': dict(network=dict(type='SARN', num_feat=4, num_blocks=1), data='image', losses={'l_pix'}),
-    'SVDNModel': dict(network=dict(type='SVDN', num_feat=8, num_conv=1), data='image', flow=True,
+    'DeblurModel': dict(network=dict(type='SARN', **TINY['SARN']), data='image', losses={'l_pix'}),
+    'SVDNModel': dict(network=dict(type='SVDN', **TINY['SVDN']), data='image', flow=True,
                       train={'position_opt': {'type': 'PositionLoss', 'loss_weight': 0.01}},
                       losses={'l_pix', 'l_position'}),
-    'SAPHNetModel': dict(network=dict(type='SAPHNet', num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
+    'SAPHNetModel': dict(network=dict(type='SAPHNet', **TINY['SAPHNet']),
                          data='image', train={'reward_opt': {'type': 'AdaptiveSamplingRewardLoss'}},
                          losses={'l_pix', 'l_pix_stage1', 'l_pix_stage2', 'l_reward_1', 'l_reward_2'}),
-    'VideoDeblurModel': dict(network=dict(type='SARNRecurrent', num_feat=4, num_blocks=1, lstm_feat=4), data='video',
+    'VideoDeblurModel': dict(network=dict(type='SARNRecurrent', **TINY['SARNRecurrent']), data='video',
                              losses={'l_pix'}),
-    'TwoStageVideoModel': dict(network=dict(type='MLFANet', num_frame=3, num_feat=4, num_level=2, num_block=1),
+    'TwoStageVideoModel': dict(network=dict(type='MLFANet', **TINY['MLFANet'], num_frame=3),
                                data='video', centre=True, stage1=True, losses={'l_pix'}),
 }
 
