@@ -119,9 +119,13 @@ def check_state_dict(net, state, path, key=None, arch=None, strict=True):
     return '; '.join(problems)
 
 
-def load_weights(net, path, param_key=None, arch=None):
-    """Load a checkpoint into ``net`` strictly; a mismatch names the missing, unexpected and mis-shaped keys."""
+def load_weights(net, path, param_key=None, arch=None, strict=True):
+    """Load a checkpoint into ``net`` (:func:`load_state_dict`'s ``param_key``); ``strict``: a mismatch raises an
+    :class:`InferenceError` naming the missing, unexpected and mis-shaped keys, else the parameters that fit are
+    loaded and the others keep their values. Returns the checkpoint key read."""
     state, key = load_state_dict(path, param_key)
-    check_state_dict(net, state, path, key, arch)
-    net.load_state_dict(state, strict=True)
+    if check_state_dict(net, state, path, key, arch, strict=strict):
+        own = net.state_dict()
+        state = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    net.load_state_dict(state, strict=strict)
     return key

@@ -20,6 +20,7 @@ import torch
 
 from basicsr.archs import build_network
 from basicsr.utils.registry import MODEL_REGISTRY
+from ..inference.checkpoint import InferenceError, load_weights
 from .video_deblur_model import VideoDeblurModel
 
 
@@ -38,8 +39,11 @@ class TwoStageVideoModel(VideoDeblurModel):
                              'feed stage 2 noise')
         super().__init__(opt)
         net = build_network(opt['network_stage1'])
-        self.load_network(net, load_path, opt['path'].get('strict_load_stage1', True),
-                          opt['path'].get('param_key_stage1', 'params'))
+        try:  # the inference engine's checkpoint loader, whatever BasicSR's load_network does
+            load_weights(net, load_path, opt['path'].get('param_key_stage1', 'params'), opt['network_stage1']['type'],
+                         opt['path'].get('strict_load_stage1', True))
+        except InferenceError as err:
+            raise RuntimeError(f'cannot load {type(net).__name__} weights: {err}') from None
         self.net_stage1 = net.to(self.device).eval().requires_grad_(False)
         self.print_network(self.net_stage1)
 
