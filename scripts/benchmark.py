@@ -18,7 +18,7 @@ constructor arguments unless ``--kwargs NAME='{json}'`` overrides them:
   per arch as "not counted", with the elements it wrote, so the reader knows what the MACs leave out;
 - at the last size (720p by default), on ``--device`` (a GPU when there is one, else the CPU): latency, the median of
   ``--repeats`` timed eval forwards under ``torch.inference_mode()`` after a warm-up (CUDA synchronised), and peak
-  memory of that forward beyond its input and weights (``deblurzoo.models.test_time.measure_peak_memory``: CUDA's
+  memory of that forward beyond its input and weights (``deblurzoo.inference.test_time.measure_peak_memory``: CUDA's
   ``max_memory_allocated``; on CPU the tensors alive at the peak, followed op by op -- a lower bound, kernels' scratch
   buffers are not seen; this measured pass is the warm-up). Timings use the default deformable-conv backend;
 - FLOP-efficiency: the arch's MACs per second divided by those of a plain stack of 64->64 3x3 convs with ReLU, as many
@@ -26,9 +26,10 @@ constructor arguments unless ``--kwargs NAME='{json}'`` overrides them:
   1.0 means the arch runs as fast per MAC as the most ordinary conv net does on this machine;
 - the paper's stated figures (``PAPER`` below, with the table each comes from).
 
-Video archs get a clip: window archs (``num_frame``) their frames, restoring the centre one; recurrent archs
-(``stream``) ``--frames`` frames. MACs and latency are then per restored frame. Adaptive archs (``adaptive``, e.g.
-SAPHNet) are counted with uniform and greedy (top-N, the eval default) sampling; the table shows the eval default.
+Video archs get a clip, by their declared frame mode (``deblurzoo/archs/protocol.py``): window archs their
+``num_frame`` frames, restoring the centre one; sequence (recurrent) archs ``--frames`` frames. MACs and latency are
+then per restored frame. Archs with a learned sampler (e.g. SAPHNet) are counted with uniform and greedy (top-N, the
+eval default) sampling; the table shows the eval default.
 
 Each arch runs in its own subprocess (``--no-isolate`` runs them in this process): memory stays separate, the
 worker's peak RSS (``ru_maxrss``, everything it did) is a secondary memory figure, and an arch that crashes or runs out
@@ -65,7 +66,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import model_cost  # noqa: E402  (scripts/model_cost.py: the counting code; imports deblurzoo)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
-from deblurzoo.models.test_time import measure_peak_memory  # noqa: E402
+from deblurzoo.archs.protocol import arch_info  # noqa: E402
+from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402
 
 DEFAULT_SIZES = ('256x256', '1280x720')
 # what some uncounted ops are, for the notes
@@ -308,7 +310,7 @@ def measure_arch(arch, kwargs=None, sizes=((256, 256), (720, 1280)), repeats=3, 
     res['params'] = sum(p.numel() for p in net.parameters())
     res['size_mb'] = 4 * res['params'] / 1e6
     frames_in, restored = model_cost.clip_layout(net, frames)
-    res['kind'] = 'recurrent' if hasattr(net, 'stream') else 'window' if (frames_in or 1) > 1 else 'image'
+    res['kind'] = arch_info(net).mode
     res['frames_in'], res['restored_per_forward'] = frames_in, restored
     policies = model_cost.policies(net)
     res['policies'] = [p or 'default' for p in policies]
@@ -446,7 +448,7 @@ def worker(spec_path):
 def paired_images(lq_dir, gt_dir):
     """[(relative path, lq path, gt path)] for every image under ``lq_dir`` (recursively), matched by relative path
     under ``gt_dir``; raises FileNotFoundError naming what is missing."""
-    from deblurzoo.infer import IMAGE_EXTS
+    from deblurzoo.inference.media import IMAGE_EXTS
     for folder in (lq_dir, gt_dir):
         if not osp.isdir(folder):
             raise FileNotFoundError(f'--data: no such folder {folder}')
@@ -471,11 +473,12 @@ def evaluate_checkpoint(model, weights, pairs, device='cpu', log=print):
     """Mean PSNR / SSIM of ``model`` (arch name or option file) with ``weights`` over ``pairs``
     (:func:`paired_images`). Video nets restore each folder's frames, in name order, as one sequence."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
-    from deblurzoo.infer import Restorer, load_model, read_image, to_array, to_tensor
+    from deblurzoo.inference.loader import load_model
+    from deblurzoo.inference.media import read_image, to_array, to_tensor
     loaded = load_model(model, weights, device=device)
-    restorer = Restorer(loaded)
+    restorer = loaded.restorer()
     device = loaded.device
-    video = loaded.kind != 'image' or loaded.stage1 is not None
+    video = loaded.video
     groups = defaultdict(list)  # video nets: one sequence per folder; image nets: one image each
     for pair in pairs:
         groups[osp.dirname(pair[0]) if video else pair[0]].append(pair)
@@ -600,7 +603,7 @@ def markdown(report):
                 per = ', '.join(f"{fmt(e['uniform']['macs_per_frame'] / 1e9)} G @{s}" for s, e in res['macs'].items())
                 lines.append(f'- {name}: adaptive sampling (greedy top-N, the eval default) in the table; uniform '
                              f'sampling: {per}.')
-        video = [n for n, r in results.items() if r.get('kind') in ('window', 'recurrent')]
+        video = [n for n, r in results.items() if r.get('kind') in ('window', 'sequence')]
         if video:
             lines.append(f"- Video archs ({', '.join(video)}): MACs and latency per restored frame (window archs take "
                          f"their frames and restore one; recurrent ones a {report['settings']['frames']}-frame clip).")
@@ -670,7 +673,8 @@ def parse_args(argv=None):
         parser.error('nothing to do: no archs and no --checkpoint')
     if args.threads is not None and args.threads < 1:
         parser.error('--threads must be at least 1')
-    from deblurzoo.infer import InferenceError, resolve_device
+    from deblurzoo.inference import InferenceError
+    from deblurzoo.inference.loader import resolve_device
     try:
         args.device = str(resolve_device(args.device))
     except InferenceError as err:

@@ -15,8 +15,9 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from deblurzoo.infer import Restorer, load_model, read_image, to_tensor  # noqa: E402
-from deblurzoo.models.test_time import tile_boxes  # noqa: E402
+from deblurzoo.inference.loader import load_model  # noqa: E402
+from deblurzoo.inference.media import read_image, to_tensor  # noqa: E402
+from deblurzoo.inference.test_time import tile_boxes  # noqa: E402
 
 
 def border_mask(h, w, tile, overlap, align=32):
@@ -47,8 +48,8 @@ def main(argv=None):
     model = load_model(args.model, args.weights, device=args.device)
     rgb, _ = read_image(args.input)
     x = to_tensor(rgb, model.device)
-    whole = Restorer(model, self_ensemble=1).image(x)
-    tiled = Restorer(model, self_ensemble=1, tile=args.tile, tile_overlap=args.tile_overlap).image(x)
+    whole = model.restorer(self_ensemble=1).image(x)
+    tiled = model.restorer(self_ensemble=1, tile=args.tile, tile_overlap=args.tile_overlap).image(x)
     diff = (whole - tiled).abs().amax(dim=(0, 1)).cpu()  # (h, w): the largest over channels
     h, w = diff.shape
     near = border_mask(h, w, args.tile, args.tile_overlap)

@@ -6,7 +6,7 @@
     python scripts/export_onnx.py --model SARNRecurrent --weights net.pth --frames 8 --output sarn_rec.onnx
     python scripts/export_onnx.py --model SVDN --weights net.pth --deform onnx --output svdn_dcn.onnx  # opset 19
 
-``--model`` is a registered arch name or an option file, loaded by ``deblurzoo.infer.load_model`` (checkpoint
+``--model`` is a registered arch name or an option file, loaded by ``deblurzoo.inference.loader.load_model`` (checkpoint
 defaults, ``params_ema`` before ``params``); ``--kwargs`` gives an arch's constructor arguments (then ``--model`` must
 be an arch name). Without ``--weights`` an arch name exports the untrained net, with a warning: its zero-initialised
 output convs make it the identity, so add ``--randomize`` (seeded random weights) to check a graph whose every layer
@@ -92,7 +92,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402  (registers the archs; patches BasicSR first)
 from basicsr.archs import build_network  # noqa: E402
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
-from deblurzoo.infer import InferenceError, LoadedModel, load_model, load_weights  # noqa: E402
+from deblurzoo.archs.protocol import arch_info  # noqa: E402
+from deblurzoo.inference import InferenceError, load_weights  # noqa: E402
+from deblurzoo.inference.loader import LoadedModel, load_model  # noqa: E402
 from deblurzoo.ops import ModulatedDeformConv, use_backend  # noqa: E402
 
 DEFAULT_OPSET = 17
@@ -122,7 +124,7 @@ class MismatchError(ExportError):
 
 
 def load_net(model, weights=None, kwargs=None, param_key=None, warn_untrained=True):
-    """The network to export, in eval mode on the CPU (:func:`deblurzoo.infer.load_model`).
+    """The network to export, in eval mode on the CPU (:func:`deblurzoo.inference.loader.load_model`).
 
     Args:
         model (str): A registered arch name or an option file.
@@ -132,7 +134,7 @@ def load_net(model, weights=None, kwargs=None, param_key=None, warn_untrained=Tr
         warn_untrained (bool): Warn (on stderr) when an arch name comes without weights.
 
     Returns:
-        LoadedModel: ``net``, ``arch``, ``kind`` ('image', 'window' or 'recurrent'), ``weights``.
+        LoadedModel: ``net``, ``arch``, ``kind`` ('image', 'window' or 'sequence'), ``weights``.
     """
     if not kwargs:
         if weights is None and model in ARCH_REGISTRY and warn_untrained:
@@ -172,15 +174,16 @@ def randomize(net, seed=0, scale=0.1):
 
 def frames_in(net, kind, frames=None):
     """Frames of the input clip: None for image nets, ``num_frame`` for window nets, ``frames`` (default
-    :data:`DEFAULT_FRAMES`) for recurrent ones."""
+    :data:`DEFAULT_FRAMES`) for sequence (recurrent) ones; ``kind``: the net's declared frame mode."""
     if kind == 'image':
         if frames:
             raise ExportError('--frames: this is an image net')
         return None
     if kind == 'window':
-        if frames and frames != net.num_frame:
-            raise ExportError(f'--frames: this window net takes num_frame = {net.num_frame} frames, got {frames}')
-        return net.num_frame
+        num_frame = arch_info(net).num_frame
+        if frames and frames != num_frame:
+            raise ExportError(f'--frames: this window net takes num_frame = {num_frame} frames, got {frames}')
+        return num_frame
     frames = frames or DEFAULT_FRAMES
     if frames < 1:
         raise ExportError(f'--frames: must be >= 1, got {frames}')
@@ -293,7 +296,7 @@ def _legacy_export_kwargs():
     return {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters else {}
 
 
-def export_onnx(net, output, arch=None, kind='image', size=(256, 256), frames=None, opset=None, dynamic=False,
+def export_onnx(net, output, arch=None, kind=None, size=(256, 256), frames=None, opset=None, dynamic=False,
                 deform='gather'):
     """Export ``net`` (eval mode) to ``output``.
 
@@ -301,7 +304,8 @@ def export_onnx(net, output, arch=None, kind='image', size=(256, 256), frames=No
         net (nn.Module): The network.
         output (str): The .onnx file to write.
         arch (str | None): Its name, for messages. Default: the class name.
-        kind (str): 'image', 'window' or 'recurrent' (see :class:`deblurzoo.infer.LoadedModel`).
+        kind (str | None): 'image', 'window' or 'sequence'; None: the arch's declared frame mode
+            (``deblurzoo/archs/protocol.py``). Default: None.
         size (tuple[int, int]): (H, W) of a fixed model; a dynamic one is traced at the odd size at or above it.
         frames (int | None): Frames of a recurrent net's clip (default 5); window nets take their ``num_frame``.
         opset (int | None): ONNX opset; None: 17, or 19 with ``deform='onnx'``.
@@ -328,13 +332,14 @@ def export_onnx(net, output, arch=None, kind='image', size=(256, 256), frames=No
     except ImportError:
         raise ExportError('exporting needs the onnx package: pip install onnx onnxruntime, or pip install -e .[onnx] '
                           '(onnxruntime for the check)') from None
+    kind = kind or arch_info(net).mode
     frames = frames_in(net, kind, frames)
     traced, check_sizes = traced_sizes(size, dynamic)
     x = make_input(traced, frames, seed=0)  # check_onnx uses other inputs: nothing input-dependent hides
     net.eval()
     dynamic_axes = None
     if dynamic:
-        out_dim = 5 if kind == 'recurrent' else 4  # a recurrent net restores the clip, the others one frame
+        out_dim = 5 if kind == 'sequence' else 4  # a sequence net restores the clip, the others one frame
         dynamic_axes = {INPUT: {x.dim() - 2: 'height', x.dim() - 1: 'width'},
                         OUTPUT: {out_dim - 2: 'height', out_dim - 1: 'width'}}
     with torch.no_grad(), deform_backend(net, deform):
@@ -422,7 +427,7 @@ def check_onnx(net, output, sizes, arch=None, frames=None, deform='gather', tole
         session = ort.InferenceSession(str(output), options, providers=['CPUExecutionProvider'])
     except Exception as exc:
         raise ExportError(f'{arch}: onnxruntime {ort.__version__} cannot load {output}: {_ort_failure(exc)}') from exc
-    adaptive = bool(getattr(net, 'adaptive', False))
+    adaptive = arch_info(net).adaptive
     results = []
     for i, size in enumerate(sizes):
         x = make_input(size, frames, seed + i)

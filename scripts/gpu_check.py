@@ -258,7 +258,7 @@ def section_latency(ctx, rows):
     import benchmark
     import model_cost
     from deblurzoo.models.deblur_model import split_output
-    from deblurzoo.models.test_time import measure_peak_memory
+    from deblurzoo.inference.test_time import measure_peak_memory
     h, w = (36, 64) if ctx.quick else (720, 1280)
     variants = (('fp32', None, False, False), ('fp16', torch.float16, False, False),
                 ('fp16+channels_last', torch.float16, True, False), ('fp16+compile', torch.float16, False, True))

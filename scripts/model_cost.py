@@ -35,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_flop_c
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
 from basicsr.archs import build_network  # noqa: E402
+from deblurzoo.archs.protocol import arch_info  # noqa: E402
 from deblurzoo.ops import use_backend  # noqa: E402
 
 # aten ops that only create, move, copy, reshape, convert or select data: no arithmetic, hence no FLOPs
@@ -105,12 +106,13 @@ def build(arch, kwargs=None, device=None, seed=0):
 
 
 def clip_layout(net, frames=2):
-    """``(frames_in, restored)``: frames in the input clip (None for image archs) and frames one forward restores.
-    Window archs (a ``num_frame`` attribute) take ``num_frame`` frames and restore one, recurrent archs (a ``stream``
-    method) take and restore ``frames``."""
-    if getattr(net, 'num_frame', None):
-        return net.num_frame, 1
-    if hasattr(net, 'stream'):
+    """``(frames_in, restored)``: frames in the input clip (None for image archs) and frames one forward restores, by
+    the arch's declared frame mode: window archs take ``num_frame`` frames and restore one, sequence archs take and
+    restore ``frames``."""
+    info = arch_info(net)
+    if info.mode == 'window':
+        return info.num_frame, 1
+    if info.mode == 'sequence':
         return frames, frames
     return None, 1
 
@@ -126,7 +128,7 @@ def make_input(net, h, w, frames=2, device='cpu'):
 def policies(net):
     """Sampling policies to count: ['uniform', 'greedy'] for adaptive nets (greedy is their eval default), else
     [None] (the plain forward)."""
-    return ['uniform', 'greedy'] if getattr(net, 'adaptive', False) else [None]
+    return ['uniform', 'greedy'] if arch_info(net).adaptive else [None]
 
 
 def count_cost(net, x, policy=None):

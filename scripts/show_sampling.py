@@ -3,9 +3,9 @@
     python scripts/show_sampling.py -opt options/demo/test_saphn_demo.yml \
         --image datasets/demo/test/bikes_04/blur/000003.png --out results/saphn_sampling.png
 
-Builds ``network_g`` from the test option file, loads ``path.pretrain_network_g`` (``param_key_g``; safe loading,
-``weights_only=True``), runs the image through it (greedy top-N sampling, as at test time) and writes one panel per row:
-the blurry input, then for stages 1 (uniform), 2 and 3 the pixels sampled at the coarsest level (red dots over the
+Builds ``network_g`` from the test option file, loads ``path.pretrain_network_g`` (``param_key_g``; the inference
+engine's loader, ``weights_only=True``), runs the image through it (greedy top-N sampling, as at test time) and writes
+one panel per row: the blurry input, then for stages 1 (uniform), 2 and 3 the pixels sampled at the coarsest level (red dots over the
 dimmed input; the paper shows the lowest resolution), and the probability maps of stages 2 and 3. Also prints how
 many pixels each level took and what share of them falls in the 25% of pixels with the largest blur error (when the
 sharp image is found in the GoPro layout next to the blurry one).
@@ -18,30 +18,20 @@ import sys
 import cv2
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
-from basicsr.archs import build_network  # noqa: E402
 from basicsr.utils import img2tensor  # noqa: E402
-from basicsr.utils.options import ordered_yaml  # noqa: E402
+from deblurzoo.archs.protocol import arch_info  # noqa: E402
+from deblurzoo.inference.loader import load_model  # noqa: E402
 
 
 def load_net(opt_path):
-    with open(opt_path) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
-    net = build_network(dict(opt['network_g']))
-    ckpt = opt.get('path', {}).get('pretrain_network_g')
-    if not ckpt or not osp.isfile(ckpt):
-        raise FileNotFoundError(f'{opt_path}: path.pretrain_network_g {ckpt!r} does not exist (train the model first)')
-    state = torch.load(ckpt, map_location='cpu', weights_only=True)
-    key = opt['path'].get('param_key_g', 'params')
-    if key not in state:
-        raise KeyError(f"{ckpt}: no '{key}' in the checkpoint (keys: {sorted(state)}); set path.param_key_g")
-    net.load_state_dict(state[key], strict=True)
-    if not getattr(net, 'adaptive', False):
-        raise ValueError(f"{opt_path}: network_g {opt['network_g']['type']} does not sample adaptively")
-    return net.eval()
+    """``network_g`` of a test option file with ``path.pretrain_network_g`` loaded (the inference engine's loader)."""
+    loaded = load_model(opt_path)
+    if not arch_info(loaded.net).adaptive:
+        raise ValueError(f"{opt_path}: network_g {loaded.arch} does not sample adaptively")
+    return loaded.net
 
 
 def _label(img, text):

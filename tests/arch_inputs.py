@@ -1,35 +1,26 @@
-"""What each registered arch takes and returns, for the tests that run every arch (a helper module, not a test file).
+"""What each arch takes and returns, for the tests that run every arch (a helper module, not a test file).
 
-Image archs take (b, 3, h, w) and return the same shape; video archs are listed here: window archs take a clip of
-their frames and return its centre frame, recurrent ones take a clip of any length and return the clip.
+Read from the arch's declared frame mode (``deblurzoo/archs/protocol.py``): image archs take (b, 3, h, w) and return
+the same shape, window archs take a clip of their ``num_frame`` frames and return its centre frame, sequence archs take
+a clip of any length and return the clip.
 """
 import torch
 
+from deblurzoo.archs.protocol import arch_info
 
-def image(b, h, w):
-    return torch.rand(b, 3, h, w)
-
-
-def clip(t):
-    """A maker of (b, t, 3, h, w) clips."""
-    return lambda b, h, w: torch.rand(b, t, 3, h, w)
+SEQUENCE_FRAMES = 3  # clip length for sequence archs
 
 
-# input per arch: callable(b, h, w) -> tensor; default: ``image``
-INPUTS = {'SARNMulti': clip(5), 'SARNRecurrent': clip(3), 'MLFANet': clip(3)}
+def make_input(net, b, h, w):
+    """A random input ``net`` takes at h x w."""
+    info = arch_info(net)
+    if info.mode == 'image':
+        return torch.rand(b, 3, h, w)
+    return torch.rand(b, info.num_frame if info.mode == 'window' else SEQUENCE_FRAMES, 3, h, w)
 
 
-def center_frame(x):
-    return (x.shape[0], *x.shape[2:])
-
-
-# output shape per arch: callable(input) -> shape; default: the input's
-OUTPUT_SHAPES = {'SARNMulti': center_frame, 'MLFANet': center_frame}
-
-
-def make_input(arch, b, h, w):
-    return INPUTS.get(arch, image)(b, h, w)
-
-
-def expected_shape(arch, x):
-    return tuple(OUTPUT_SHAPES[arch](x)) if arch in OUTPUT_SHAPES else tuple(x.shape)
+def expected_shape(net, x):
+    """The shape ``net`` returns for ``x``."""
+    if arch_info(net).mode == 'window':
+        return (x.shape[0], *x.shape[2:])
+    return tuple(x.shape)

@@ -134,11 +134,11 @@ def test_network_builds_as_written_and_runs(rel):
         pytest.fail(f'{rel}: network_g passes an argument {arch} does not take: {err}')
     net.eval()
     torch.manual_seed(1)
-    x = make_input(arch, 1, 32, 32)
+    x = make_input(net, 1, 32, 32)
     with torch.no_grad():
         out = net(x)
     assert torch.is_tensor(out), f'{rel}: {arch} in eval mode returned {type(out).__name__}'
-    assert tuple(out.shape) == expected_shape(arch, x), (f'{rel}: {arch}: input {tuple(x.shape)} -> output '
+    assert tuple(out.shape) == expected_shape(net, x), (f'{rel}: {arch}: input {tuple(x.shape)} -> output '
                                                          f'{tuple(out.shape)}')
     assert torch.isfinite(out).all(), f'{rel}: {arch}: non-finite output'
 

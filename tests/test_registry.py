@@ -18,6 +18,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.models.video_base_model import VideoBaseModel
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from arch_inputs import expected_shape, make_input
+from deblurzoo.archs.protocol import ArchProtocol, arch_info, declared
 from data_factory import make_gopro_tree
 
 REGISTRIES = {'arch': ARCH_REGISTRY, 'loss': LOSS_REGISTRY, 'dataset': DATASET_REGISTRY, 'model': MODEL_REGISTRY}
@@ -79,9 +80,9 @@ def _tiny(name):
     return build_network({'type': name, **TINY[name]})
 
 
-def _input(name, b, h, w):
+def _input(net, b, h, w):
     torch.manual_seed(1)
-    return make_input(name, b, h, w)
+    return make_input(net, b, h, w)
 
 
 def _split(out):
@@ -104,6 +105,27 @@ def _float_tensors(item):
 
 
 @pytest.mark.parametrize('name', ARCHS)
+def test_arch_declares_its_frame_protocol(name):
+    cls = ARCH_REGISTRY.get(name)
+    proto = declared(cls)
+    assert proto is not None, (f'{name} declares no frame protocol: add `protocol = ArchProtocol(...)` to the class '
+                               f'(deblurzoo/archs/protocol.py says which)')
+    info = arch_info(_tiny(name))
+    assert info.mode == proto.mode
+    if proto.stream:
+        assert 'stream' in dir(cls), f'{name} declares stream=True but has no stream() method'
+    if proto.mode == 'window':
+        assert info.num_frame >= 1
+
+
+def test_protocol_refuses_unknown_modes_and_streaming_non_sequence_nets():
+    with pytest.raises(ValueError, match='mode'):
+        ArchProtocol('video')
+    with pytest.raises(ValueError, match='stream'):
+        ArchProtocol('image', stream=True)
+
+
+@pytest.mark.parametrize('name', ARCHS)
 def test_arch_has_tiny_kwargs(name):
     assert name in TINY, f'add tiny kwargs for {name} to TINY in {THIS_FILE}'
 
@@ -117,20 +139,20 @@ def test_tiny_entries_are_registered():
 @pytest.mark.parametrize('name', ARCHS)
 def test_arch_eval_forward(name, size):
     net = _tiny(name).eval()
-    x = _input(name, 2, *size)
+    x = _input(net, 2, *size)
     with torch.no_grad():
         out = net(x)
     assert torch.is_tensor(out), f'{name} in eval mode must return one tensor, got {type(out).__name__}'
-    assert tuple(out.shape) == expected_shape(name, x), f'{name}: input {tuple(x.shape)} -> output {tuple(out.shape)}'
+    assert tuple(out.shape) == expected_shape(net, x), f'{name}: input {tuple(x.shape)} -> output {tuple(out.shape)}'
     assert torch.isfinite(out).all(), f'{name}: non-finite output'
 
 
 @pytest.mark.parametrize('name', ARCHS)
 def test_arch_train_backward_reaches_every_parameter(name):
     net = _tiny(name).train()
-    x = _input(name, 2, 37, 53)
+    x = _input(net, 2, 37, 53)
     image, aux = _split(net(x))
-    assert tuple(image.shape) == expected_shape(name, x), f'{name} (train): output {tuple(image.shape)}'
+    assert tuple(image.shape) == expected_shape(net, x), f'{name} (train): output {tuple(image.shape)}'
     loss = image.mean()
     for item in _float_tensors(aux):
         loss = loss + item.mean()
@@ -153,7 +175,7 @@ def test_arch_rejects_unknown_kwarg(name):
 @pytest.mark.parametrize('name', ARCHS)
 def test_arch_eval_is_deterministic(name):
     net = _tiny(name).eval()
-    x = _input(name, 1, 37, 53)
+    x = _input(net, 1, 37, 53)
     with torch.no_grad():
         first, second = net(x), net(x)
     assert torch.equal(first, second), f'{name}: two eval forwards differ by {(first - second).abs().max():.3g}'

@@ -24,6 +24,7 @@ from torch import nn
 from basicsr.utils.registry import ARCH_REGISTRY
 from .arch_util import (ScaledConv2d, ScaledConvTranspose2d, ScaledResBlock, check_image_input, crop_to, leaky_relu,
                         pad_to_multiple)
+from .protocol import ArchProtocol
 
 
 class AtrousBlock(nn.Module):
@@ -61,6 +62,8 @@ class AtrousNet(nn.Module):
         dilations (tuple[int]): Dilations of the parallel branches. Default: (1, 2, 3, 4).
         atrous (bool): Atrous blocks; False: standard residual blocks (Table 2 ablation). Default: True.
     """
+
+    protocol = ArchProtocol('image')
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, head_kernel=9, num_down=1, num_block=20,
                  block_feat=256, branch_feat=128, dilations=(1, 2, 3, 4), atrous=True):

@@ -10,6 +10,7 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from .adaptive_sampling import MultiPatchHierarchy, TokenConv
+from .protocol import ArchProtocol
 
 
 class TokenResBlock(nn.Module):
@@ -41,6 +42,8 @@ class DMPHN(MultiPatchHierarchy):
         sample_ratio (float): Sampled pixels relative to the uniform grid. Default: 1.0.
         sampler_feat (int): Hidden width of the probability heads. Default: 32.
     """
+
+    protocol = ArchProtocol('image', sampling=True)
 
     def __init__(self,
                  num_in_ch=3,

@@ -27,6 +27,7 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from .arch_util import ScaledConv2d, ScaledConvTranspose2d, ScaledResBlock, crop_to, leaky_relu, pad_to_multiple
+from .protocol import ArchProtocol
 
 
 def cosine_weighted(feats, center):
@@ -61,6 +62,8 @@ class MLFANet(nn.Module):
         num_block (int): Residual blocks after each level's fusion conv. Default: 3.
         head_kernel (int): Kernel of the first conv. Default: 7.
     """
+
+    protocol = ArchProtocol('window')
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_frame=3, num_feat=32, num_level=4, num_block=3, head_kernel=7):
         super().__init__()

@@ -13,6 +13,7 @@ from torch import nn
 from basicsr.utils.registry import ARCH_REGISTRY
 from .adaptive_sampling import MultiPatchHierarchy, TokenConv, pixel_dependent_filter
 from .arch_util import zero_module
+from .protocol import ArchProtocol
 
 
 class EfficientAttention(nn.Module):
@@ -163,6 +164,8 @@ class SAPHNet(MultiPatchHierarchy):
         sample_ratio (float): Sampled pixels relative to the uniform grid. Default: 1.0.
         sampler_feat (int): Hidden width of the probability heads. Default: 32.
     """
+
+    protocol = ArchProtocol('image', sampling=True)
 
     def __init__(self,
                  num_in_ch=3,

@@ -49,6 +49,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from deblurzoo.ops import ModulatedDeformConv
 from .arch_util import (ResidualBlock, check_image_input, conv3x3, crop_to, default_init_weights, pad_to_multiple,
                         zero_module)
+from .protocol import ArchProtocol
 
 NUM_MID_BLOCKS = 6  # the mid-level blocks at 1/4 resolution that num_drm counts (3 encoder + 3 decoder)
 
@@ -243,6 +244,8 @@ class SARN(nn.Module):
             default. Default: None.
     """
 
+    protocol = ArchProtocol('image')
+
     def __init__(self,
                  num_in_ch=3,
                  num_out_ch=3,
@@ -290,6 +293,8 @@ class SARNMulti(nn.Module):
         Others: as :class:`SARN`.
     """
 
+    protocol = ArchProtocol('window')
+
     def __init__(self, num_in_ch=3, num_out_ch=3, num_frame=5, num_feat=32, num_block=3, num_drm=6, with_sa=True,
                  sa_reduction=8, sa_kv_size=16, dcn_backend=None):
         super().__init__()
@@ -332,6 +337,8 @@ class SARNRecurrent(nn.Module):
             ``g_i = W h_i`` (the ConvLSTM's output alone). Not in the paper. Default: False.
         Others: as :class:`SARN`.
     """
+
+    protocol = ArchProtocol('sequence', stream=True)
 
     def __init__(self,
                  num_in_ch=3,

@@ -14,6 +14,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from deblurzoo.ops import ModulatedDeformConv
 from .arch_util import (ResidualBlock, check_image_input, conv3x3, crop_to, default_init_weights, pad_to_multiple,
                         zero_module)
+from .protocol import ArchProtocol
 
 
 class _DilatedBackbone(nn.Module):
@@ -89,6 +90,8 @@ class SVDN(nn.Module):
     sampling offsets (b, 2 * k * k, h/2, w/2) in torchvision's (dy, dx) layout, at half resolution -- for
     :class:`~deblurzoo.losses.position_loss.PositionLoss`; otherwise only the output (b, 3, h, w).
     """
+
+    protocol = ArchProtocol('image')
 
     def __init__(self,
                  num_in_ch=3,

@@ -17,9 +17,11 @@ Differences from ``SRModel`` (and only these):
 - mixed precision, memory format and compilation of the training forward: ``train.amp`` (bf16 | fp16 | false),
   ``train.channels_last``, ``train.compile`` (see ``mixed_precision.py``); losses, validation and metrics stay in
   float32, and the fp16 gradient scaler's state is part of the training state (:meth:`extra_training_state`);
-- test-time inference goes through the bare network (not its DDP wrapper) in :meth:`DeblurTraining.inference`, the
-  one place test-time options hook in: ``val.self_ensemble`` (4, 6 or 8 flips/rotations averaged, see
-  ``test_time.py``) for every arch;
+- test-time inference goes through the bare network (not its DDP wrapper) and the inference engine's
+  :class:`~deblurzoo.inference.Restorer` (the CLI's), built in :meth:`DeblurTraining.restorer`, the one place test-time
+  options hook in, for every arch: ``val.self_ensemble`` (4, 6 or 8 flips/rotations averaged, see
+  ``deblurzoo/inference/test_time.py``), ``val.tile`` (tile side in pixels, or 'auto') and ``val.tile_overlap``
+  (default 64) for inputs larger than memory allows; a video net given images sees each as a one-frame video;
 - one validation loop for single and distributed runs: each rank evaluates its share of the images and the sums are
   reduced, so every image counts exactly once; images are saved per sequence (``<dataset>/<seq>/<frame>_<suffix>``)
   because frame names repeat across sequences in GoPro-style sets.
@@ -41,7 +43,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..compat import find_resume_state
 from .lr_scheduler import PolyLR
 from .mixed_precision import MixedPrecision, to_float32
-from .test_time import ensemble_size, self_ensemble
+from ..inference import Restorer, ensemble_size
+from ..inference.test_time import check_tiling
 
 SCHEDULERS = {
     'MultiStepLR': basicsr_lr_scheduler.MultiStepRestartLR,
@@ -74,11 +77,23 @@ def as_images(x):
     return x.flatten(0, 1) if x.dim() == 5 else x
 
 
+def check_test_options(val_opt):
+    """Validate the test-time options of ``val`` (``self_ensemble``, ``tile``, ``tile_overlap``), naming the key."""
+    ensemble_size(val_opt.get('self_ensemble'))
+    tile, overlap = val_opt.get('tile'), val_opt.get('tile_overlap', 64)
+    if tile in (None, 0, 'auto'):
+        return
+    try:
+        check_tiling(tile, overlap)
+    except ValueError as err:
+        raise ValueError(f'val.{err}') from None
+
+
 class DeblurTraining:
     """What deblurzoo's image and video models share, mixed in before a BasicSR model class (see the module doc)."""
 
     def __init__(self, opt):
-        ensemble_size((opt.get('val') or {}).get('self_ensemble'))  # a bad value fails before training starts
+        check_test_options(opt.get('val') or {})  # a bad value fails before training starts
         train_opt = opt.get('train') or {}
         self.nan_policy = train_opt.get('nan_policy', 'stop')
         if self.nan_policy not in NAN_POLICIES:
@@ -192,15 +207,22 @@ class DeblurTraining:
                                  'resume from it with --auto_resume (a lower learning rate may help), or set '
                                  'train.nan_policy: skip to skip such steps')
 
-    def restore(self, net, lq):
-        """One pass of ``net`` (bare, in eval mode) over ``lq``; subclasses change how their nets are run."""
-        return split_output(net(lq))[0]
+    def restorer(self, net, **kwargs):
+        """The inference engine's :class:`~deblurzoo.inference.Restorer` for ``net`` (bare, in eval mode) with the
+        ``val`` options (``self_ensemble``, ``tile``, ``tile_overlap``); ``kwargs``: more of its arguments (subclasses
+        add what their nets need, e.g. a stage 1)."""
+        val_opt = self.opt.get('val') or {}
+        return Restorer(net, self_ensemble=val_opt.get('self_ensemble'), tile=val_opt.get('tile'),
+                        tile_overlap=val_opt.get('tile_overlap', 64), check_finite=False,
+                        forward_kwargs=self.test_forward_kwargs(net), **kwargs)
+
+    def test_forward_kwargs(self, net):
+        """Keyword arguments of the test-time forward ``net(lq, **kwargs)`` (``train_forward_kwargs``'s twin)."""
+        return {}
 
     def inference(self, net, lq):
-        """Restore ``lq`` with ``net`` (bare, in eval mode): :meth:`restore`, averaged over the flips and rotations
-        of ``val.self_ensemble`` when it is set (:func:`~deblurzoo.models.test_time.self_ensemble`)."""
-        num = ensemble_size((self.opt.get('val') or {}).get('self_ensemble'))
-        return self_ensemble(lambda x: self.restore(net, x), lq, num)
+        """Restore ``lq`` (an image batch, or clips (b, t, c, h, w)) with ``net`` (bare, in eval mode)."""
+        return self.restorer(net).restore(lq)
 
     def test(self):
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)

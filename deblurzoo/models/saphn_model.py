@@ -14,7 +14,8 @@ import torch
 
 from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
-from .deblur_model import DeblurModel, split_output
+from ..archs.protocol import arch_info
+from .deblur_model import DeblurModel
 
 
 @MODEL_REGISTRY.register()
@@ -27,7 +28,7 @@ class SAPHNetModel(DeblurModel):
         reward_opt = train_opt.get('reward_opt')
         self.cri_reward = build_loss(reward_opt).to(self.device) if reward_opt else None
         net = self.get_bare_model(self.net_g)
-        self.adaptive = bool(getattr(net, 'adaptive', False))
+        self.adaptive = arch_info(net).adaptive
         if self.adaptive and self.cri_reward is None:
             raise ValueError('train.reward_opt is missing: network_g samples adaptively and its samplers learn only '
                              'from the reward loss (add reward_opt: {type: AdaptiveSamplingRewardLoss}, or set '
@@ -75,8 +76,6 @@ class SAPHNetModel(DeblurModel):
         self._eval_policy = 'uniform' if policy == 'uniform' else None  # validation follows the training phase
         return {} if policy is None else {'policy': policy}
 
-    def restore(self, net, lq):
+    def test_forward_kwargs(self, net):
         policy = getattr(self, '_eval_policy', None)  # None: the net's default ('greedy' in eval mode)
-        if policy is None or not getattr(net, 'adaptive', False):
-            return super().restore(net, lq)
-        return split_output(net(lq, policy=policy))[0]
+        return {'policy': policy} if policy is not None and arch_info(net).adaptive else {}

@@ -13,15 +13,14 @@ price: stage 1's forward pass at every iteration, without gradients). YAML, on t
 
 Stage 1 is frozen (no gradients, always in eval mode, never wrapped for DDP, not saved with stage 2's checkpoints:
 resuming reloads it from ``pretrain_network_stage1``). In training, a clip's frames go through it as one batch; at
-test time a sequence goes through it ``stage1_chunk`` frames at a time (``val.stage1_chunk``, default 1) with the
-same ``val.self_ensemble`` as stage 2.
+test time the inference engine's restorer (the CLI's) runs it on each frame with the same ``val.self_ensemble`` and
+``val.tile`` as stage 2, before stage 2 sees the frame's window.
 """
 import torch
 
 from basicsr.archs import build_network
 from basicsr.utils.registry import MODEL_REGISTRY
-from .deblur_model import split_output
-from .test_time import ensemble_size, self_ensemble
+from ..inference.checkpoint import InferenceError, load_weights
 from .video_deblur_model import VideoDeblurModel
 
 
@@ -40,41 +39,23 @@ class TwoStageVideoModel(VideoDeblurModel):
                              'feed stage 2 noise')
         super().__init__(opt)
         net = build_network(opt['network_stage1'])
-        self.load_network(net, load_path, opt['path'].get('strict_load_stage1', True),
-                          opt['path'].get('param_key_stage1', 'params'))
+        try:  # the inference engine's checkpoint loader, whatever BasicSR's load_network does
+            load_weights(net, load_path, opt['path'].get('param_key_stage1', 'params'), opt['network_stage1']['type'],
+                         opt['path'].get('strict_load_stage1', True))
+        except InferenceError as err:
+            raise RuntimeError(f'cannot load {type(net).__name__} weights: {err}') from None
         self.net_stage1 = net.to(self.device).eval().requires_grad_(False)
         self.print_network(self.net_stage1)
 
-    def stage1(self, lq, chunk=None, ensemble=False):
-        """Stage 1 on every frame of ``lq`` (b, t, c, h, w) -> (b, t, c, h, w), without gradients.
-
-        Args:
-            chunk (int | None): Frames per call; None: all at once. Default: None.
-            ensemble (bool): Apply ``val.self_ensemble`` (test time). Default: False.
-        """
-        frames = lq.flatten(0, 1)  # stage 1 is an image net: frames as a batch, not through the video restore()
-
-        def run(x):
-            return split_output(self.net_stage1(x))[0]
-
-        num = ensemble_size((self.opt.get('val') or {}).get('self_ensemble')) if ensemble else 1
+    def stage1(self, lq):
+        """Stage 1 on every frame of a training clip ``lq`` (b, t, c, h, w) -> (b, t, c, h, w), as one batch of images,
+        without gradients."""
         with torch.no_grad():
-            out = torch.cat([self_ensemble(run, part, num) for part in frames.split(chunk or len(frames))])
-        return out.view(lq.shape)
-
-    def feed_data(self, data):
-        super().feed_data(data)
-        self._stage1_done = False  # stage 1 runs in optimize_parameters or test, which know the phase
-
-    def _run_stage1(self, **kwargs):
-        if not self._stage1_done:
-            self.lq = self.stage1(self.lq, **kwargs)
-            self._stage1_done = True
+            return self.net_stage1(lq.flatten(0, 1)).view(lq.shape)
 
     def optimize_parameters(self, current_iter):
-        self._run_stage1()
+        self.lq = self.stage1(self.lq)
         super().optimize_parameters(current_iter)
 
-    def test(self):
-        self._run_stage1(chunk=(self.opt.get('val') or {}).get('stage1_chunk', 1), ensemble=True)
-        super().test()
+    def restorer(self, net, **kwargs):
+        return super().restorer(net, stage1=self.net_stage1, **kwargs)

@@ -9,24 +9,23 @@ SSIM per frame, averaged per sequence and then over sequences; it runs on CPU an
 - optimisers, schedulers (``PolyLR`` too), losses and the training step are :class:`DeblurTraining`'s (options never
   mutated; a perceptual loss sees the clip's frames as images); ``flow_lr_mul`` / ``fix_flow`` (BasicVSR's SpyNet
   settings) do not apply;
-- test-time inference goes through the bare network (or its EMA) in :meth:`VideoDeblurModel.restore`, averaged over
-  ``val.self_ensemble``'s flips and rotations when set (``DeblurTraining.inference``): a window net (one with a
-  ``num_frame`` attribute) restores each frame from the ``num_frame`` frames around it (BasicSR's
-  ``generate_frame_indices``, 'replicate' at the ends), any other net takes the whole sequence in one call (recurrent
-  nets carry their state through it, so memory grows only with the output). ``val.flip_seq`` averages with a second,
-  independent pass over the reversed sequence; ``val.center_frame_only`` keeps the centre frame, as in BasicSR;
-  ``val.per_frame: true`` runs an image net on each frame on its own (to score a single-image model, e.g. a two-stage
-  model's stage 1, on video sequences the way video models are scored);
+- test-time inference is the inference engine's, the CLI's (:class:`~deblurzoo.inference.Restorer`, with
+  ``val.self_ensemble``, ``val.tile`` and ``val.tile_overlap``; see ``DeblurTraining``), through the bare network (or
+  its EMA), by the net's declared frame mode (``deblurzoo/archs/protocol.py``): an image net restores each frame on
+  its own, a window net each frame from the ``num_frame`` frames around it (BasicSR's 'replicate' window at the
+  ends), a sequence net the whole sequence (frame by frame through ``stream`` where it has one, so memory does not grow
+  with the length). ``val.flip_seq`` averages with a second, independent pass over the reversed sequence;
+  ``val.center_frame_only`` keeps the centre frame, as in BasicSR; ``val.per_frame: true`` restores every frame as a
+  one-frame video, without its neighbours (to score a video net without temporal context);
 - ``val.save_img`` during training is refused when the model is built (BasicSR raises NotImplementedError at the
   first validation, after training for ``val_freq`` iterations);
 - single-process validation runs the distributed loop directly, without BasicSR's warning at every validation.
 """
 import torch
 
-from basicsr.data.data_util import generate_frame_indices
 from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils.registry import MODEL_REGISTRY
-from .deblur_model import DeblurTraining, split_output
+from .deblur_model import DeblurTraining
 
 
 @MODEL_REGISTRY.register()
@@ -39,16 +38,12 @@ class VideoDeblurModel(DeblurTraining, VideoRecurrentModel):
                              'false (test.py saves them: python deblurzoo/test.py -opt <test options>)')
         super().__init__(opt)
 
-    def restore(self, net, lq):
+    def inference(self, net, lq):
         """Restore a sequence ``lq`` (b, t, 3, h, w) -> (b, t, 3, h, w) with ``net`` (bare, in eval mode)."""
-        t = lq.shape[1]
-        if (self.opt.get('val') or {}).get('per_frame', False):  # an image net, one frame after another
-            return torch.stack([split_output(net(lq[:, i]))[0] for i in range(t)], 1)
-        num_frame = getattr(net, 'num_frame', None)
-        if num_frame is None:
-            return split_output(net(lq))[0]
-        frames = [split_output(net(lq[:, generate_frame_indices(i, t, num_frame, 'replicate')]))[0] for i in range(t)]
-        return torch.stack(frames, 1)
+        restorer = self.restorer(net)
+        if (self.opt.get('val') or {}).get('per_frame', False):  # every frame on its own
+            return torch.stack([restorer.image(frame) for frame in lq.unbind(1)], 1)
+        return restorer.restore(lq)
 
     def test(self):
         val_opt = self.opt.get('val') or {}

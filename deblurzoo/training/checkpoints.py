@@ -20,7 +20,8 @@ from torch import distributed as dist
 
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
-from ..checkpoint import CheckpointError, atomic_save, check_state_dict, load_state_dict
+from ..checkpoint import atomic_save
+from ..inference.checkpoint import InferenceError, check_state_dict, load_state_dict
 
 
 def rng_state():
@@ -104,7 +105,7 @@ class CheckpointingMixin:
             if param_key is not None and key != param_key:
                 logger.info(f'Loading: {param_key} does not exist, use params.')
             problems = check_state_dict(net, state, load_path, key, strict=strict)
-        except CheckpointError as err:
+        except InferenceError as err:
             raise RuntimeError(f'cannot load {type(net).__name__} weights: {err}') from None
         if problems:
             logger.warning(f'Loading {load_path} with strict=False: {problems}; those parameters keep their values')

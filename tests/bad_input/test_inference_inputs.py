@@ -1,4 +1,4 @@
-"""Bad and unusual inputs to deblurzoo-infer (deblurzoo/infer.py): one table of cases and what must happen.
+"""Bad and unusual inputs to deblurzoo-infer (deblurzoo/inference/): one table of cases and what must happen.
 
 Each case writes its files into its own folder and runs the CLI entry (``main(argv)``: an error is one line
 ``deblurzoo-infer: error: ...`` on stderr with exit status 2, never a traceback) or, where the CLI cannot reach the
@@ -20,7 +20,8 @@ import yaml
 
 import deblurzoo  # noqa: F401  (registers everything; patches BasicSR first)
 from basicsr.archs import build_network
-from deblurzoo.infer import Restorer, load_model, main
+from deblurzoo.inference.cli import main
+from deblurzoo.inference.loader import load_model
 from test_registry import TINY
 
 OK = ()  # the case must succeed
@@ -246,12 +247,12 @@ def odd_size_in_tiles(t, kit):
 def api_nan_tensor(t, kit):
     x = torch.rand(1, 3, 16, 16)
     x[0, 1, 2, 3] = float('nan')
-    return lambda: Restorer(load_model(str(kit.option))).image(x)
+    return lambda: load_model(str(kit.option)).restorer().image(x)
 
 
 def api_inf_frame(t, kit):
     frames = [torch.rand(1, 3, 16, 16), torch.full((1, 3, 16, 16), float('inf'))]
-    return lambda: list(Restorer(load_model(str(kit.option))).video(frames))
+    return lambda: list(load_model(str(kit.option)).restorer().video(frames))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import torch
 import deblurzoo  # noqa: F401
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
+from basicsr.utils.registry import ARCH_REGISTRY
 from arch_inputs import expected_shape, make_input
 from test_registry import ARCHS, TINY
 
@@ -35,9 +36,10 @@ def _opt(tmp_path, arch, **train):
 def _batch(arch, size=16):
     """A task every arch learns in a few steps: the target is the input (its centre frame for window nets) plus
     0.1."""
+    net = ARCH_REGISTRY.get(arch)(**TINY[arch])  # the declared frame mode and window length of the tiny net
     torch.manual_seed(0)
-    lq = make_input(arch, 2, size, size)
-    target = lq if expected_shape(arch, lq) == tuple(lq.shape) else lq[:, lq.shape[1] // 2]
+    lq = make_input(net, 2, size, size)
+    target = lq if expected_shape(net, lq) == tuple(lq.shape) else lq[:, lq.shape[1] // 2]
     return {'lq': lq, 'gt': target + 0.1}
 
 

@@ -70,7 +70,7 @@ def test_training_step_runs_stage2_on_stage1_outputs_and_keeps_stage1_frozen(tmp
 
 def test_test_restores_each_frame_from_stage1_outputs_of_its_window(tmp_path, stage1_ckpt):
     path, stage1 = stage1_ckpt
-    model = build_model(_opt(tmp_path, path, is_train=False, val={'stage1_chunk': 2}))
+    model = build_model(_opt(tmp_path, path, is_train=False))
     _randomise(model.net_g, 1)
     lq = _clip(t=5)[:1]
     model.feed_data({'lq': lq})
@@ -91,7 +91,7 @@ def test_self_ensemble_applies_to_both_stages(tmp_path, stage1_ckpt):
     model.net_g.register_forward_hook(lambda *a: calls.__setitem__('stage2', calls['stage2'] + 1))
     model.feed_data({'lq': _clip(t=3)[:1]})
     model.test()
-    assert calls == {'stage1': 4 * 3, 'stage2': 4 * 3}  # 3 frames (chunk 1) and 3 windows, 4 transforms each
+    assert calls == {'stage1': 4 * 3, 'stage2': 4 * 3}  # 3 frames and 3 windows, 4 transforms each
 
 
 def test_stage1_runs_frames_as_images_whatever_the_video_options(tmp_path, stage1_ckpt):
@@ -100,7 +100,7 @@ def test_stage1_runs_frames_as_images_whatever_the_video_options(tmp_path, stage
     model = build_model(_opt(tmp_path, path, is_train=False, val={'per_frame': True, 'flip_seq': True}))
     lq = _clip(t=4)
     with torch.no_grad():
-        torch.testing.assert_close(model.stage1(lq, chunk=3), stage1(lq.flatten(0, 1)).view(lq.shape))
+        torch.testing.assert_close(model.stage1(lq), stage1(lq.flatten(0, 1)).view(lq.shape))
 
 
 def test_checkpoints_hold_stage2_only(tmp_path, stage1_ckpt):

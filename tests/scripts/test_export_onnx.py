@@ -16,6 +16,7 @@ from torch import nn
 import deblurzoo  # noqa: F401  (registers everything; patches BasicSR first)
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
+from deblurzoo.archs.protocol import arch_info
 from data_factory import load_script
 from test_registry import TINY
 
@@ -38,9 +39,7 @@ def _tiny(script, name, **kwargs):
 
 
 def script_kind(net):
-    if callable(getattr(net, 'stream', None)):
-        return 'recurrent'
-    return 'window' if (getattr(net, 'num_frame', None) or 1) > 1 else 'image'
+    return arch_info(net).mode
 
 
 def _run_ort(path, x):
@@ -169,7 +168,7 @@ def test_every_arch_exports_and_matches_or_says_why(script, tmp_path, arch):
     net = _tiny(script, arch)
     kind = script_kind(net)
     path = str(tmp_path / f'{arch}.onnx')
-    frames = 1 if kind == 'recurrent' else None  # the graph is unrolled over the frames: one is enough here
+    frames = 1 if kind == 'sequence' else None  # the graph is unrolled over the frames: one is enough here
     try:
         info = script.export_onnx(net, path, arch, kind, SIZE, frames=frames)
     except script.ExportError as err:
@@ -180,4 +179,4 @@ def test_every_arch_exports_and_matches_or_says_why(script, tmp_path, arch):
     pytest.importorskip('onnxruntime')
     results = script.check_onnx(net, path, info['check_sizes'], arch, info['frames'])  # raises on a mismatch
     # only adaptive sampling (top-N near-ties) may leave values beyond the tolerance
-    assert results[0]['over'] == 0 or getattr(net, 'adaptive', False)
+    assert results[0]['over'] == 0 or arch_info(net).adaptive

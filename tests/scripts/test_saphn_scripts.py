@@ -6,6 +6,7 @@ import yaml
 
 import deblurzoo  # noqa: F401  (registers everything; patches BasicSR first)
 from basicsr.archs import build_network
+from deblurzoo.inference import InferenceError
 from data_factory import load_script, make_gopro_tree
 
 TINY = {'type': 'SAPHNet', 'num_feat': 4, 'num_blocks': [1, 1, 1], 'sampler_feat': 4}
@@ -37,11 +38,11 @@ def test_show_sampling_writes_the_panels_and_reports_the_hard_pixels(tmp_path, c
 
 def test_show_sampling_errors_name_the_problem(tmp_path):
     script = load_script('show_sampling')
-    with pytest.raises(FileNotFoundError, match='pretrain_network_g'):
+    with pytest.raises(InferenceError, match='pretrain_network_g'):
         script.load_net(_test_option(tmp_path, TINY, tmp_path / 'missing.pth'))
     ckpt = tmp_path / 'net.pth'
     torch.save({'params_ema': build_network(dict(TINY)).state_dict()}, ckpt)
-    with pytest.raises(KeyError, match='param_key_g'):
+    with pytest.raises(InferenceError, match='param_key_g'):
         script.load_net(_test_option(tmp_path, TINY, ckpt))
     uniform = dict(TINY, sampling='uniform')
     torch.save({'params': build_network(dict(uniform)).state_dict()}, ckpt)

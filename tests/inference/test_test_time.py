@@ -1,4 +1,4 @@
-"""deblurzoo.models.test_time. Geometric self-ensemble, for every arch through the models' shared inference:
+"""deblurzoo.inference.test_time. Geometric self-ensemble, for every arch through the models' shared inference:
 transforms invert exactly, an equivariant network is unchanged by it, a non-equivariant one gets the average. Tiling
 and streams: tiles cover, align and blend; tiled equals untiled for local nets; the memory probe."""
 import pytest
@@ -8,8 +8,8 @@ from torch import nn
 import deblurzoo  # noqa: F401  (registers everything)
 from basicsr.archs import build_network
 from basicsr.models import build_model
-from deblurzoo.models.test_time import TRANSFORMS, apply_transform, ensemble_size, invert_transform, self_ensemble
-from deblurzoo.models import test_time
+from deblurzoo.inference.test_time import TRANSFORMS, apply_transform, ensemble_size, invert_transform, self_ensemble
+from deblurzoo.inference import test_time
 from arch_inputs import make_input
 from test_registry import ARCHS, TINY
 
@@ -92,7 +92,7 @@ def test_bad_option_value_is_named(value):
 def test_every_registered_arch_runs_with_it(name):
     torch.manual_seed(0)
     net = build_network({'type': name, **TINY[name]}).eval()
-    x = make_input(name, 1, 20, 20)
+    x = make_input(net, 1, 20, 20)
     with torch.no_grad():
         plain, ensembled = net(x), self_ensemble(net, x, 8)
     assert ensembled.shape == plain.shape and torch.isfinite(ensembled).all()

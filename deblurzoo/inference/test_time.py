@@ -1,4 +1,4 @@
-"""Test-time helpers shared by every model and the inference CLI: geometric self-ensemble, tiling, streams, memory.
+"""Test-time transforms of the inference engine: geometric self-ensemble, tiling, frame windows, streams, memory.
 
 Geometric self-ensemble (Lim et al., EDSR; Brehm et al. use it for their NTIRE 2020 results) runs a network on
 flipped and rotated copies of the input, transforms each result back and averages them. It works for any network
@@ -17,9 +17,11 @@ that ramp across each overlap and are zero on the pixels nearest a tile's inner 
 net sees less than a quarter of the overlap around each pixel the result equals the untiled one. Streams
 (:func:`ensemble_stream`, :func:`tiled_stream`) do both for recurrent video nets that restore frame after frame
 (``SARNRecurrent.stream``): one stream per transform or tile, run in lockstep, so memory stays constant in the
-video's length. The tensor versions are the stream versions over a single item.
+video's length. The tensor versions are the stream versions over a single item. :func:`sliding_windows` turns a stream
+of frames into the clips a window net restores, holding only one window.
 :func:`measure_peak_memory` measures what a call needs, to choose a tile size.
 """
+import collections
 import itertools
 import math
 
@@ -200,6 +202,33 @@ def tiled(fn, x, tile, overlap=64, align=32):
         sees at most ``overlap // 4`` pixels around each output pixel and is aligned, it equals ``fn(x)``.
     """
     return next(tiled_stream(lambda items: map(fn, items), iter((x, )), tile, overlap, align))
+
+
+def sliding_windows(frames, num_frame):
+    """Clips of ``num_frame`` frames centred on each frame of a stream, the ends padded by repeating the first/last
+    frame (BasicSR's 'replicate' window, ``generate_frame_indices``), holding only ``num_frame`` frames.
+
+    Args:
+        frames (Iterable[Tensor]): (b, c, h, w) frames.
+        num_frame (int): Window length (odd: the frame sits in the middle).
+
+    Yields:
+        Tensor: (b, num_frame, c, h, w), one per frame, in order.
+    """
+    half = num_frame // 2
+    window = collections.deque(maxlen=num_frame)
+    count = 0
+    for frame in frames:
+        if not window:
+            window.extend([frame] * (half + 1))  # frames before the first: the first
+        else:
+            window.append(frame)
+        count += 1
+        if count > half:
+            yield torch.stack(tuple(window), 1)
+    for _ in range(min(count, half)):  # the last frames: repeat the last one
+        window.append(window[-1])
+        yield torch.stack(tuple(window), 1)
 
 
 class _PeakMemory(TorchDispatchMode):

@@ -1,4 +1,4 @@
-"""deblurzoo-infer (deblurzoo/infer.py): files in and out, model loading, video nets, tiling, errors.
+"""deblurzoo-infer (deblurzoo/inference/): files in and out, model loading, video nets, tiling, errors.
 
 Networks are tiny and untrained. ``AtrousNet`` starts as the identity (its output conv is zero), so it shows that
 pixels come back exactly in their own size, bit depth and channel layout.
@@ -15,8 +15,10 @@ import deblurzoo  # noqa: F401  (registers everything; patches BasicSR first)
 from basicsr.archs import build_network
 from basicsr.data.data_util import generate_frame_indices
 from deblurzoo.data.data_util import jpeg_is_complete
-from deblurzoo import infer
-from deblurzoo.infer import LoadedModel, Restorer, load_model, main, sliding_windows
+from deblurzoo.inference.checkpoint import load_weights
+from deblurzoo.inference.cli import main
+from deblurzoo.inference.loader import LoadedModel, load_model
+from deblurzoo.inference.test_time import sliding_windows
 from data_factory import load_script
 from test_registry import TINY
 
@@ -163,10 +165,10 @@ def test_an_option_file_gives_the_net_the_weights_and_the_self_ensemble(tmp_path
     assert model.arch == 'SVDN' and model.weights == ckpt and model.self_ensemble == 4 and model.kind == 'image'
     calls = []
     model.net.register_forward_hook(lambda *a: calls.append(1))
-    Restorer(model).image(torch.rand(1, 3, 24, 32))
+    model.restorer().image(torch.rand(1, 3, 24, 32))
     assert len(calls) == 4
     calls.clear()
-    Restorer(model, self_ensemble=1).image(torch.rand(1, 3, 24, 32))
+    model.restorer(self_ensemble=1).image(torch.rand(1, 3, 24, 32))
     assert len(calls) == 1
 
 
@@ -175,12 +177,12 @@ def test_params_ema_is_preferred_and_param_key_chooses(tmp_path):
     a, b = build_network({'type': 'SVDN', **TINY['SVDN']}), build_network({'type': 'SVDN', **TINY['SVDN']})
     torch.save({'params': a.state_dict(), 'params_ema': b.state_dict()}, tmp_path / 'c.pth')
     net = build_network({'type': 'SVDN', **TINY['SVDN']})
-    assert infer.load_weights(net, str(tmp_path / 'c.pth')) == 'params_ema'
+    assert load_weights(net, str(tmp_path / 'c.pth')) == 'params_ema'
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in net.state_dict().items())
-    assert infer.load_weights(net, str(tmp_path / 'c.pth'), 'params') == 'params'
+    assert load_weights(net, str(tmp_path / 'c.pth'), 'params') == 'params'
     assert all(torch.equal(v, a.state_dict()[k]) for k, v in net.state_dict().items())
     torch.save({f'module.{k}': v for k, v in a.state_dict().items()}, tmp_path / 'bare.pth')  # DDP, bare
-    assert infer.load_weights(net, str(tmp_path / 'bare.pth')) is None
+    assert load_weights(net, str(tmp_path / 'bare.pth')) is None
     assert all(torch.equal(v, a.state_dict()[k]) for k, v in net.state_dict().items())
 
 
@@ -194,7 +196,7 @@ def test_a_two_stage_option_file_runs_stage1_on_every_frame(tmp_path):
     model = load_model(str(tmp_path / 'test_mlfa.yml'))
     assert model.kind == 'window' and model.stage1 is not None
     clip = torch.rand(1, 4, 3, 32, 32)
-    outs = list(Restorer(model).video(clip.unbind(1)))
+    outs = list(model.restorer().video(clip.unbind(1)))
     with torch.no_grad():
         pre = torch.stack([stage1(clip[:, i]) for i in range(4)], 1)
         want = [net(pre[:, generate_frame_indices(i, 4, 3, 'replicate')]) for i in range(4)]
@@ -226,7 +228,7 @@ def test_video_nets_read_only_a_few_frames_ahead(arch, ahead):
             read.append(i)
             yield torch.rand(1, 3, 16, 16)
 
-    for i, _ in enumerate(Restorer(model).video(frames())):
+    for i, _ in enumerate(model.restorer().video(frames())):
         assert len(read) <= i + 1 + ahead  # frames read before frame i came out
     assert i == 7
 
@@ -234,13 +236,13 @@ def test_video_nets_read_only_a_few_frames_ahead(arch, ahead):
 def test_streams_tile_and_ensemble_like_the_whole_clip(tmp_path):
     model = _tiny('SARNRecurrent')
     clip = torch.rand(1, 3, 3, 40, 48)
-    whole = list(Restorer(model).video(clip.unbind(1)))
+    whole = list(model.restorer().video(clip.unbind(1)))
     with torch.no_grad():
         torch.testing.assert_close(torch.stack(whole, 1), model.net(clip))
-        tiled = list(Restorer(model, tile=200).video(clip.unbind(1)))  # one tile: the plain stream
+        tiled = list(model.restorer(tile=200).video(clip.unbind(1)))  # one tile: the plain stream
         torch.testing.assert_close(torch.stack(tiled, 1), model.net(clip))
-    from deblurzoo.models.test_time import apply_transform, invert_transform, TRANSFORMS
-    ens = list(Restorer(model, self_ensemble=4).video(clip.unbind(1)))
+    from deblurzoo.inference.test_time import apply_transform, invert_transform, TRANSFORMS
+    ens = list(model.restorer(self_ensemble=4).video(clip.unbind(1)))
     with torch.no_grad():
         want = sum(invert_transform(model.net(apply_transform(clip, f, k)), f, k) for f, k in TRANSFORMS[4]) / 4
     torch.testing.assert_close(torch.stack(ens, 1), want, atol=1e-5, rtol=1e-5)
@@ -255,13 +257,13 @@ def test_tiled_equals_untiled_for_a_local_net_and_auto_tiles_when_memory_is_shor
     model = _tiny('AtrousNet')  # local: 2 blocks of dilated 3x3 at half resolution
     _perturb(model.net)
     x = torch.rand(1, 3, 150, 170)
-    whole = Restorer(model).image(x)
-    tiled = Restorer(model, tile=96, tile_overlap=64).image(x)
+    whole = model.restorer().image(x)
+    tiled = model.restorer(tile=96, tile_overlap=64).image(x)
     torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)  # float32 summation order
-    auto = Restorer(model, tile='auto', max_memory=1)  # nothing fits: even the smallest tile is refused
+    auto = model.restorer(tile='auto', max_memory=1)  # nothing fits: even the smallest tile is refused
     with pytest.raises(MemoryError, match='not enough memory'):
         auto.image(x)
-    auto = Restorer(model, tile='auto', tile_overlap=64)
+    auto = model.restorer(tile='auto', tile_overlap=64)
     probe = auto._probe()
     assert probe[128] > probe[64] > 0
     per_pixel = (probe[128] - probe[64]) / (128**2 - 64**2)
@@ -269,7 +271,7 @@ def test_tiled_equals_untiled_for_a_local_net_and_auto_tiles_when_memory_is_shor
     side = auto.plan(150, 170)
     assert 96 <= side <= 100
     torch.testing.assert_close(auto.image(x), whole, atol=1e-4, rtol=0)
-    assert Restorer(model, tile='auto').plan(150, 170) is None  # plenty of memory: no tiling
+    assert model.restorer(tile='auto').plan(150, 170) is None  # plenty of memory: no tiling
 
 
 def test_a_wide_net_differs_only_near_tile_borders():
@@ -277,8 +279,8 @@ def test_a_wide_net_differs_only_near_tile_borders():
     model = _tiny('SVDN')
     _perturb(model.net)  # the untrained SVDN is close to the identity, which any tiling reproduces
     x = torch.rand(1, 3, 96, 256)
-    whole = Restorer(model).image(x)
-    tiled = Restorer(model, tile=128, tile_overlap=32).image(x)  # tiles at 0, 96, 192: overlaps [96, 128), [192, 224)
+    whole = model.restorer().image(x)
+    tiled = model.restorer(tile=128, tile_overlap=32).image(x)  # tiles at 0, 96, 192: overlaps [96, 128), [192, 224)
     diff = (tiled - whole).abs().amax(dim=(0, 1, 2))  # per column
     assert diff.max() > 1e-4  # SVDN sees further than the 8 blanked pixels: the seams show a little
     assert diff.max() < 1e-2
