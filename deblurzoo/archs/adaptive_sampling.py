@@ -151,6 +151,15 @@ class LevelMap:
             out = out.index_put((miss, ), self.fallback(gidx[miss]).to(out.dtype))
         return out
 
+    def uniform_tokens(self):
+        """(b, n_u, c) the level's features on its uniform lattice (stride ``spacing`` from pixel (0, 0), raster order),
+        whatever pixels it sampled: a sampled pixel's token, the fallback at the others. On lattices: the tokens."""
+        grid = self.grid
+        if grid.lattice is not None:
+            return self.tokens
+        lattice = SampleGrid.uniform(grid.batch, grid.size, grid.spacing, self.tokens.device)
+        return self.read(grid.global_index(lattice.flat).reshape(-1)).view(grid.batch, lattice.num, -1)
+
     def read_pixels(self, y, x):
         """Features at full-resolution integer positions ``y``, ``x`` (b, ...) long; zero outside the image.
 
@@ -305,6 +314,11 @@ def scatter_to(finer_tokens, finer_grid, coarse_tokens, coarse_grid):
     """Put ``coarse_tokens`` (b, n_c, c) back at their pixels within the finer level (b, n_f, c); the finer level's
     other pixels keep ``finer_tokens`` (the encoder skip). The coarse grid must be nested in the finer one."""
     b, n, c = finer_tokens.shape
+    if finer_grid.lattice is not None and coarse_grid.lattice is not None:  # a strided write, no index
+        stride = coarse_grid.spacing // finer_grid.spacing
+        out = finer_tokens.reshape(b, *finer_grid.lattice, c).clone()
+        out[:, ::stride, ::stride] = coarse_tokens.reshape(b, *coarse_grid.lattice, c)
+        return out.view(b, n, c)
     rows = finer_grid.inverse()[coarse_grid.global_index(coarse_grid.flat).reshape(-1)]
     if (rows < 0).any():
         raise RuntimeError('scatter_to: the coarse grid is not nested in the finer grid')
@@ -329,15 +343,20 @@ def level_budgets(size, num_levels, sample_ratio=1.0):
 
 
 class PixelSampler(nn.Module):
-    """Probability head and policy: which full-resolution pixels each coarser level samples (paper 003, Eq. 4).
+    """Probability head and policy: which full-resolution pixels each coarser level samples (paper 003, Eqs. 3-4).
 
-    ``P = sigmoid(convs(features))`` is a per-pixel Bernoulli policy over "this pixel is hard to restore". Policies:
-    ``'greedy'`` (inference) takes the top-N pixels by P; ``'sample'`` (training) draws every pixel's decision from P,
-    takes the drawn pixels first (highest P first, topped up by P if fewer than N were drawn) and returns the
-    log-probability of the draws for REINFORCE; ``'uniform'`` returns the lattices (pre-training, and the ablation).
-    Level ``l`` takes the first N_l pixels of one ranking, so the levels are nested. Gradients reach the head only
-    through ``log_prob``; the pixel choice itself is not differentiable.
+    ``P = sigmoid(convs(features))`` is a per-pixel Bernoulli policy over "this pixel is hard to restore". One rule
+    chooses the pixels in training and at test (Sec. 3.1.1: "we select the top N hardest pixel-positions with the
+    highest probabilities in P"): rank the candidate pixels by P and take the first N. The candidates differ only by
+    the draw: ``'greedy'`` (inference, and the baseline) ranks every pixel by P, i.e. the top N by P; ``'sample'``
+    (training, "by sampling from the pixelwise probability distributions P") draws every pixel's decision from P and
+    ranks the drawn pixels first, each group by P -- so more than N drawn pixels keep the N most probable, fewer than N
+    are topped up by P with the most probable undrawn ones. ``'uniform'`` returns the lattices (pre-training, and the
+    ablation). Level ``l`` takes the first N_l pixels of the one ranking, so the levels are nested.
 
+    Gradients reach the head only through ``log_prob`` of the draws (the pixel choice itself is not differentiable).
+    As in the paper, REINFORCE credits the draws only; the ranking by P inside each group is treated as part of the
+    environment (its own dependence on P carries no gradient).
     Args:
         num_in_ch (int): Channels of the features P is computed from.
         num_feat (int): Width of the head's hidden conv. Default: 32.
@@ -393,9 +412,7 @@ class PixelSampler(nn.Module):
             log_prob = -F.binary_cross_entropy_with_logits(logit, drawn.view_as(logit), reduction='none')
             selected = drawn.view_as(logit)
             num_selected = drawn.sum(1).long()
-            # drawn pixels first, each group in random order: which pixels are processed depends on P only through
-            # the draws, so the draws' log-probability carries the whole credit (REINFORCE stays unbiased)
-            score = drawn + torch.rand_like(score)
+            score = 2 * drawn + score  # drawn pixels score 2 + P, the others P: drawn first, each group by P
         else:
             log_prob = torch.zeros_like(prob)
             selected = torch.zeros_like(prob)
@@ -424,7 +441,7 @@ class AdaptiveEncoderDecoder(nn.Module):
         num_feat (int): Level-0 width.
         num_blocks (Sequence[int]): Blocks per level, in the encoder and again in the decoder.
         block (callable): ``block(width, level, decoder) -> module`` with ``forward(level_map, enc=None) -> tokens``
-            (``enc``: the encoder's tokens of that level, for decoder blocks).
+            (``enc``: the encoder's :class:`LevelMap` of that level, for decoder blocks).
         sampled (bool): Whether its coarser levels may be sampled adaptively (builds the skip projections that
             unsampled pixels read). Default: True.
     """
@@ -484,7 +501,7 @@ class AdaptiveEncoderDecoder(nn.Module):
                 merged = self.merge[level](LevelMap(torch.cat([up, enc.tokens], dim=2), enc.grid, _twice(enc.fallback)))
                 level_map = enc.with_tokens(self.act(merged))
             for blk in self.decoders[level]:
-                level_map = level_map.with_tokens(blk(level_map, enc=enc.tokens))
+                level_map = level_map.with_tokens(blk(level_map, enc=enc))
         feat = level_map.dense()
         return self.conv_out(feat), feat
 
@@ -580,7 +597,9 @@ class MultiPatchHierarchy(nn.Module):
             return None, None
         b = feat.shape[0]
         sampler = self.samplers[stage - 1]
-        logit_full = sampler.head(feat)  # on the whole image: patch borders are not image borders
+        # on the whole image (patch borders are not image borders), from detached features: the reward loss trains
+        # the sampler alone (paper 003, Eq. 6), the deblurring stages learn from their pixel losses only
+        logit_full = sampler.head(feat.detach())
         grids, info = sampler.choose(split_patches(logit_full, num), policy)
         info = dict(
             prob=merge_patches(info['prob'], num),
@@ -612,7 +631,8 @@ class MultiPatchHierarchy(nn.Module):
                 tokens = self.cross_stage[stage - 1](tokens, pair_patch_tokens(bottleneck, num * 2))
             residual, level0 = net.decode(maps, tokens)
             estimate = estimate + merge_patches(residual, num)
-            feat, bottleneck = merge_patches(level0, num), tokens
+            # the next stage attends this bottleneck on its uniform lattice (step 1 of the attention)
+            feat, bottleneck = merge_patches(level0, num), maps[-1].with_tokens(tokens).uniform_tokens()
             outputs.append(estimate)
             if return_masks:
                 masks.append([crop_to(merge_patches(grid.mask(), num), size) for grid in grids])

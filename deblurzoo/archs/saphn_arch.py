@@ -18,11 +18,13 @@ from .arch_util import zero_module
 class EfficientAttention(nn.Module):
     """Attention linear in the number of pixels (paper 003, Eqs. 10-16).
 
-    Step 1: ``A = softmax over pixels(Linear(F_src))`` gives ``num_maps`` spatial attention maps and ``G = F_src^T A``
-    (c x num_maps) global descriptors. Step 2: ``B = softmax over maps(Linear(F))`` per pixel and ``out = B G^T``. A
-    spatial mask ``sigmoid(Linear(F))`` (per pixel) and a channel mask ``sigmoid(Linear(mean F))`` (per channel) gate
-    the result. ``source=None`` is self-attention; a ``source`` gives cross-attention: the source's features are
-    attended, the query's features decide how (encoder-decoder and cross-stage attention).
+    Step 1 (:meth:`descriptors`): ``A = softmax over pixels(Linear(F_u))`` gives ``num_maps`` spatial attention maps
+    and ``G = F_u^T A`` (c x num_maps) global descriptors, from the *uniformly* sampled features ``F_u`` ("for stage 1,
+    we utilize the uniformly sampled feature", "to cover the whole scene and not any particular object or area",
+    Sec. 3.2.2). Step 2: ``B = softmax over maps(Linear(F))`` per (sampled) pixel and ``out = B G^T``. A spatial mask
+    ``sigmoid(Linear(F))`` (per pixel) and a channel mask ``sigmoid(Linear(mean F))`` (per channel) gate the result.
+    The caller gives ``source``: the level's own features on its uniform lattice (self-attention), or another map's
+    (cross encoder-decoder and cross-stage attention: the source is attended, the query's features decide how).
 
     Args:
         num_feat (int): Channels c.
@@ -39,11 +41,14 @@ class EfficientAttention(nn.Module):
             self.spatial_mask = nn.Linear(num_feat, 1)
             self.channel_mask = nn.Linear(num_feat, num_feat)
 
+    def descriptors(self, source):
+        """Step 1: (b, m, c) source tokens -> (b, c, c') global descriptors."""
+        maps = torch.softmax(self.to_maps(source), dim=1)  # (b, m, c'): each map sums to 1 over the pixels
+        return source.transpose(1, 2) @ maps
+
     def forward(self, x, source=None):
-        """x: (b, n, c) queries; source: (b, m, c) attended tokens (default x). Returns (b, n, c)."""
-        src = x if source is None else source
-        maps = torch.softmax(self.to_maps(src), dim=1)  # (b, m, c'): each map sums to 1 over the pixels
-        desc = src.transpose(1, 2) @ maps  # (b, c, c') global descriptors
+        """x: (b, n, c) queries; source: (b, m, c) tokens step 1 reads (default x). Returns (b, n, c)."""
+        desc = self.descriptors(x if source is None else source)  # (b, c, c')
         weights = torch.softmax(self.to_weights(x), dim=2)  # (b, n, c'): per pixel, over the maps
         out = weights @ desc.transpose(1, 2)  # (b, n, c)
         if self.masks:
@@ -90,8 +95,10 @@ class PixelDependentFilter(nn.Module):
 class ContentAwareModule(nn.Module):
     """CPM (paper 003, Sec. 3.2): ``x + Linear(act(m * global + (1 - m) * local))``, ``m = sigmoid(Linear(x))``.
 
-    global = efficient self-attention (+ cross encoder-decoder attention in decoders); local = PDF (a plain 3x3 conv
-    when ``pdf`` is off). Without attention the module is ``x + Linear(act(local))``.
+    global = efficient self-attention (+ cross encoder-decoder attention in decoders, attending the encoder's map of the
+    level); local = PDF (a plain 3x3 conv when ``pdf`` is off). Without attention the module is
+    ``x + Linear(act(local))``. Step 1 of every attention reads its source on the uniform lattice
+    (:meth:`LevelMap.uniform_tokens`), step 2 the level's own (possibly sampled) pixels.
     """
 
     def __init__(self, num_feat, decoder, kernel_size, attn_ratio, max_offset, attention, pdf, pdf_offsets,
@@ -113,9 +120,9 @@ class ContentAwareModule(nn.Module):
         x = level_map.tokens  # (b, n, c)
         out = self.local(level_map)
         if self.attn is not None:
-            glob = self.attn(x)
+            glob = self.attn(x, level_map.uniform_tokens())
             if self.cross is not None:
-                glob = glob + self.cross(x, enc)
+                glob = glob + self.cross(x, enc.uniform_tokens())
             mask = torch.sigmoid(self.fuse(x))  # (b, n, 1)
             out = mask * glob + (1 - mask) * out
         return x + self.proj(self.act(out))

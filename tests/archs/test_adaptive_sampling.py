@@ -147,6 +147,10 @@ def test_sampler_budgets_nesting_and_policies(ratio):
     assert [g.lattice for g in grids] == [(8, 6), (4, 3)]
 
 
+def _largest(values):
+    return torch.cat([values, values.new_zeros(1)]).max()
+
+
 def test_sampled_log_prob_is_the_bernoulli_log_likelihood():
     torch.manual_seed(0)
     sampler = PixelSampler(2, 4, num_levels=2)
@@ -160,11 +164,19 @@ def test_sampled_log_prob_is_the_bernoulli_log_likelihood():
     expected = drawn * torch.log(p) + (1 - drawn) * torch.log(1 - p)
     torch.testing.assert_close(info['log_prob'], expected, rtol=1e-5, atol=1e-6)
     assert info['num_selected'].tolist() == drawn.flatten(1).sum(1).long().tolist()
-    # drawn pixels are taken first (as many as the budget allows)
+    # one rule (Sec. 3.1.1): rank the drawn pixels first, each group by P, and take the first N -- more than N drawn
+    # keep the N most probable, fewer are topped up by P
+    prob = p.flatten(1)
     for i in range(2):
-        chosen = set(grids[0].flat[i].tolist())
-        drawn_pixels = set(drawn[i].flatten().nonzero().squeeze(1).tolist())
-        assert drawn_pixels <= chosen or chosen <= drawn_pixels
+        chosen = torch.zeros(36, dtype=torch.bool)
+        chosen[grids[0].flat[i]] = True
+        is_drawn = drawn[i].flatten().bool()
+        if is_drawn.sum() >= grids[0].num:
+            assert not (chosen & ~is_drawn).any()
+            assert prob[i][chosen].min() >= _largest(prob[i][is_drawn & ~chosen])
+        else:
+            assert not (is_drawn & ~chosen).any()
+            assert prob[i][chosen & ~is_drawn].min() >= _largest(prob[i][~is_drawn & ~chosen])
 
 
 def test_sampler_rejects_unknown_policy():
