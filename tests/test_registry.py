@@ -59,8 +59,8 @@ def test_name_does_not_clash_with_basicsr(kind, name):
 # tiny constructor kwargs per registered arch (every arch must have an entry: see test_arch_has_tiny_kwargs)
 TINY = {
     'SVDN': dict(num_feat=8, num_conv=1),
-    'SAPHNet': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
-    'DMPHN': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
+    'SAPHNet': dict(num_feat=4, num_block=(1, 1, 1), sampler_feat=4),
+    'DMPHN': dict(num_feat=4, num_block=(1, 1, 1), sampler_feat=4),
     'SARN': dict(num_feat=4, num_blocks=1),
     'SARNMulti': dict(num_feat=4, num_blocks=1),
     'SARNRecurrent': dict(num_feat=4, num_blocks=1, lstm_feat=4),

@@ -27,14 +27,16 @@ Operations (dense path on lattices, identical to the usual convolutions; gather 
 
 Wrapping your own encoder-decoder
 ---------------------------------
-1. Build each block as a module ``forward(tokens, level_map, enc=None) -> tokens`` using :class:`TokenConv` (drop-in for
+1. Build each block as a module ``forward(level_map, enc=None) -> tokens`` using :class:`TokenConv` (drop-in for
    ``nn.Conv2d(c, c', k, padding=k // 2)``) and per-token ops (``nn.Linear``, activations).
-2. Give :class:`AdaptiveEncoderDecoder` a ``block(num_feat, level, decoder)`` factory and the level widths; it handles
-   the input/output convs, the sampled downsampling, the scatter-and-merge upsampling and the fallbacks.
+2. Give ``AdaptiveEncoderDecoder`` (``patch_hierarchy.py``) a ``block(num_feat, level, decoder)`` factory and the level
+   widths; it handles the input/output convs, the sampled downsampling, the scatter-and-merge upsampling and the
+   fallbacks.
 3. Put a :class:`PixelSampler` on the features of whatever precedes the encoder-decoder (a previous stage, or a light
-   pre-pass), call it for the grids (``policy='uniform' | 'sample' | 'greedy'``), and add
+   pre-pass; detach them), call it for the grids (``policy='uniform' | 'sample' | 'greedy'``), and add
    ``AdaptiveSamplingRewardLoss`` (deblurzoo.losses) on the log-probabilities it returns.
-``DMPHN`` (``dmphn_arch.py``) is a plain-conv example of all three steps; ``SAPHNet`` the paper's full model.
+``MultiPatchHierarchy`` (``patch_hierarchy.py``) does steps 2 and 3 for a DMPHN-style stack of stages; ``DMPHN``
+(``dmphn_arch.py``) is its plain-conv worked example, ``SAPHNet`` (``saphn_arch.py``) the paper's full model.
 """
 import math
 
@@ -43,7 +45,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from deblurzoo.ops import deform_conv2d
-from .arch_util import check_image_input, crop_to, pad_to_multiple, zero_module
 
 POLICIES = ('uniform', 'sample', 'greedy')
 
@@ -194,18 +195,6 @@ def make_fallback(proj, finer):
         return cache[0][gidx]
 
     return fallback
-
-
-def _twice(fallback):
-    """Fallback of ``cat([a, b])`` where both read ``fallback`` at unsampled pixels (the skip-and-merge input)."""
-    if fallback is None:
-        return None
-
-    def both(gidx):
-        value = fallback(gidx)
-        return torch.cat([value, value], dim=1)
-
-    return both
 
 
 # ------------------------------------------------------------------------------------------------------- gathering
@@ -423,222 +412,3 @@ class PixelSampler(nn.Module):
             for level, n in enumerate(budgets, start=1)
         ]
         return grids, dict(prob=prob, log_prob=log_prob, selected=selected, num_selected=num_selected, budget=budget)
-
-
-# ------------------------------------------------------------------------------------------------- encoder-decoder
-
-
-class AdaptiveEncoderDecoder(nn.Module):
-    """An encoder-decoder whose coarser levels live on given grids (uniform lattices or sampled pixels).
-
-    Level 0 works on every pixel; level ``l`` has ``num_feat * 2**l`` channels. Downsampling is a 3x3 conv evaluated at
-    the coarser level's pixels; upsampling projects the coarser tokens, scatters them back among the finer level's
-    pixels (the others keep the encoder skip) and merges with the skip by a 3x3 conv (paper 003, Sec. 3.1).
-
-    Args:
-        num_in_ch (int): Input channels.
-        num_out_ch (int): Output channels.
-        num_feat (int): Level-0 width.
-        num_blocks (Sequence[int]): Blocks per level, in the encoder and again in the decoder.
-        block (callable): ``block(width, level, decoder) -> module`` with ``forward(level_map, enc=None) -> tokens``
-            (``enc``: the encoder's :class:`LevelMap` of that level, for decoder blocks).
-        sampled (bool): Whether its coarser levels may be sampled adaptively (builds the skip projections that
-            unsampled pixels read). Default: True.
-    """
-
-    def __init__(self, num_in_ch, num_out_ch, num_feat, num_blocks, block, sampled=True):
-        super().__init__()
-        widths = [num_feat * 2**level for level in range(len(num_blocks))]
-        self.widths = widths
-        self.num_levels = len(widths)
-        self.conv_in = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)
-        levels = list(enumerate(zip(widths, num_blocks)))
-        self.encoders = nn.ModuleList(nn.ModuleList(block(c, lvl, False) for _ in range(n)) for lvl, (c, n) in levels)
-        self.decoders = nn.ModuleList(nn.ModuleList(block(c, lvl, True) for _ in range(n)) for lvl, (c, n) in levels)
-        self.down = nn.ModuleList(TokenConv(widths[i], widths[i + 1]) for i in range(self.num_levels - 1))
-        self.sampled = sampled
-        if sampled:
-            self.skip_proj = nn.ModuleList(nn.Linear(widths[i], widths[i + 1]) for i in range(self.num_levels - 1))
-        self.up = nn.ModuleList(nn.Linear(widths[i + 1], widths[i]) for i in range(self.num_levels - 1))
-        self.merge = nn.ModuleList(TokenConv(2 * widths[i], widths[i]) for i in range(self.num_levels - 1))
-        self.act = nn.LeakyReLU(0.2, inplace=True)
-        self.conv_out = zero_module(nn.Conv2d(num_feat, num_out_ch, 3, padding=1))  # a stage starts as identity
-
-    def encode(self, x, grids, skip=None):
-        """Encoder. ``x`` (b, c_in, H, W); ``grids`` the SampleGrids of levels 1..L-1; ``skip`` optional (b, c0, H, W)
-        added to the level-0 features (the lower stage's, DMPHN-style). Returns the LevelMaps of every level."""
-        b, _, h, w = x.shape
-        if len(grids) != self.num_levels - 1:
-            raise ValueError(f'expected {self.num_levels - 1} grids, got {len(grids)}')
-        feat = self.act(self.conv_in(x))
-        if skip is not None:
-            feat = feat + skip
-        level_map = LevelMap(feat.flatten(2).transpose(1, 2), SampleGrid.uniform(b, (h, w), 1, x.device))
-        maps = []
-        for level, blocks in enumerate(self.encoders):
-            if level:
-                finer, grid = maps[-1], grids[level - 1]
-                tokens = self.act(self.down[level - 1](finer, anchors=grid))
-                if self.sampled:
-                    level_map = LevelMap(tokens, grid, make_fallback(self.skip_proj[level - 1], finer))
-                elif grid.lattice is None:
-                    raise ValueError('this encoder-decoder was built with sampled=False and takes uniform grids only')
-                else:
-                    level_map = LevelMap(tokens, grid)
-            for blk in blocks:
-                level_map = level_map.with_tokens(blk(level_map))
-            maps.append(level_map)
-        return maps
-
-    def decode(self, maps, bottleneck=None):
-        """Decoder from the encoder's LevelMaps (``bottleneck`` replaces the deepest tokens, e.g. after cross-stage
-        attention). Returns (output (b, c_out, H, W), level-0 features (b, c0, H, W))."""
-        level_map = maps[-1] if bottleneck is None else maps[-1].with_tokens(bottleneck)
-        for level in reversed(range(self.num_levels)):
-            enc = maps[level]
-            if level < self.num_levels - 1:
-                up = scatter_to(enc.tokens, enc.grid, self.up[level](level_map.tokens), level_map.grid)
-                merged = self.merge[level](LevelMap(torch.cat([up, enc.tokens], dim=2), enc.grid, _twice(enc.fallback)))
-                level_map = enc.with_tokens(self.act(merged))
-            for blk in self.decoders[level]:
-                level_map = level_map.with_tokens(blk(level_map, enc=enc))
-        feat = level_map.dense()
-        return self.conv_out(feat), feat
-
-
-# --------------------------------------------------------------------------------------------- multi-patch hierarchy
-
-PATCHES = (4, 2, 1)  # patches per stage, bottom to top (DMPHN 1-2-4)
-_LAYOUT = {1: (1, 1), 2: (2, 1), 4: (2, 2)}  # patches -> (rows, cols)
-
-
-def split_patches(x, num):
-    """(b, c, h, w) -> (num * b, c, h / rows, w / cols), patches ordered (row, col, image)."""
-    rows, cols = _LAYOUT[num]
-    b, c, h, w = x.shape
-    x = x.view(b, c, rows, h // rows, cols, w // cols).permute(2, 4, 0, 1, 3, 5)
-    return x.reshape(num * b, c, h // rows, w // cols)
-
-
-def merge_patches(x, num):
-    """Inverse of :func:`split_patches`."""
-    rows, cols = _LAYOUT[num]
-    nb, c, h, w = x.shape
-    b = nb // num
-    x = x.view(rows, cols, b, c, h, w).permute(2, 3, 0, 4, 1, 5)
-    return x.reshape(b, c, rows * h, cols * w)
-
-
-def pair_patch_tokens(tokens, num):
-    """Tokens of ``num`` patches (num * b, n, c) -> those of the ``num // 2`` patches above them (num // 2 * b, 2n, c):
-    each upper patch gets the tokens of the two lower patches it covers (for cross-stage attention)."""
-    nb, n, c = tokens.shape
-    b = nb // num
-    half = num // 2
-    return tokens.view(half, 2, b, n, c).permute(0, 2, 1, 3, 4).reshape(half * b, 2 * n, c)
-
-
-class MultiPatchHierarchy(nn.Module):
-    """Three encoder-decoder stages on 4, 2 and 1 patches; each stage refines the previous estimate residually.
-
-    Subclasses give the block factory (``__init__`` builds ``self.stages``, three :class:`AdaptiveEncoderDecoder`, and
-    ``self.samplers``, two :class:`PixelSampler` for stages 2 and 3 or None for uniform sampling) and may set
-    ``self.cross_stage`` (two modules ``(tokens, source) -> tokens`` mixing the lower stage's bottleneck into the upper
-    one's). Stage ``s > 1`` receives the previous estimate as input, the previous stage's level-0
-    features as a skip (added, as in DMPHN) and, when adaptive, samples its pixels from a probability map computed on
-    those features.
-
-    ``forward(x, policy=None)``: ``policy`` is 'uniform', 'sample' or 'greedy' for the sampled stages; None means
-    'sample' in training mode and 'greedy' in eval mode ('uniform' always for uniform nets). In eval mode the net
-    returns the image; in training mode ``(image, aux)`` with ``aux['stage_outputs']`` (the earlier stages' estimates
-    when ``stage_supervision``) and ``aux['sampling']`` (per sampled stage: ``prob``, ``log_prob`` (b, 1, H, W),
-    ``num_selected``, ``budget`` (b,)). ``return_masks=True`` adds, per stage, the (b, 1, H, W) masks of the pixels each
-    coarser level processed.
-    """
-
-    multiple = 8  # two patch splits, then two stride-2 levels
-
-    def __init__(self, num_in_ch, num_feat, num_blocks, block, stage_supervision, sampling, sample_ratio,
-                 sampler_feat):
-        """Builds the three stages from ``block`` (see :class:`AdaptiveEncoderDecoder`) and, for
-        ``sampling='adaptive'``, the probability heads of stages 2 and 3; ``cross_stage`` is left to subclasses."""
-        super().__init__()
-        if sampling not in ('adaptive', 'uniform'):
-            raise ValueError(f"sampling must be 'adaptive' or 'uniform', got '{sampling}'")
-        adaptive = sampling == 'adaptive'
-        num_blocks = tuple(num_blocks)
-        self.num_in_ch = num_in_ch
-        self.stage_supervision = stage_supervision
-        self.stages = nn.ModuleList(
-            AdaptiveEncoderDecoder(num_in_ch, num_in_ch, num_feat, num_blocks, block, sampled=stage > 0 and adaptive)
-            for stage in range(3))
-        self.samplers = nn.ModuleList(
-            PixelSampler(num_feat, sampler_feat, len(num_blocks), sample_ratio) for _ in range(2)) if adaptive else None
-        self.cross_stage = None
-
-    @property
-    def adaptive(self):
-        return self.samplers is not None
-
-    def _policy(self, policy):
-        if not self.adaptive:
-            if policy not in (None, 'uniform'):
-                raise ValueError(f"policy '{policy}' needs adaptive sampling; this net samples uniformly")
-            return 'uniform'
-        if policy is None:
-            return 'sample' if self.training else 'greedy'
-        if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got '{policy}'")
-        return policy
-
-    def _grids(self, stage, feat, num, policy):
-        """Grids of ``stage``'s patches and the sampling record (None for uniform stages)."""
-        if stage == 0 or policy == 'uniform':
-            return None, None
-        b = feat.shape[0]
-        sampler = self.samplers[stage - 1]
-        # on the whole image (patch borders are not image borders), from detached features: the reward loss trains
-        # the sampler alone (paper 003, Eq. 6), the deblurring stages learn from their pixel losses only
-        logit_full = sampler.head(feat.detach())
-        grids, info = sampler.choose(split_patches(logit_full, num), policy)
-        info = dict(
-            prob=merge_patches(info['prob'], num),
-            log_prob=merge_patches(info['log_prob'], num),
-            selected=merge_patches(info['selected'], num),
-            num_selected=info['num_selected'].view(num, b).sum(0),
-            budget=info['budget'].view(num, b).sum(0))
-        return grids, info
-
-    def forward(self, x, policy=None, return_masks=False):
-        check_image_input(x, self.num_in_ch, type(self).__name__)
-        policy = self._policy(policy)
-        x, size = pad_to_multiple(x, self.multiple)
-        estimate, feat, bottleneck = x, None, None
-        outputs, sampling, masks = [], [], []
-        for stage, (net, num) in enumerate(zip(self.stages, PATCHES)):
-            inp = split_patches(estimate, num)
-            grids, info = self._grids(stage, feat, num, policy)
-            if grids is None:
-                grids = [
-                    SampleGrid.uniform(inp.shape[0], inp.shape[-2:], 2**level, x.device)
-                    for level in range(1, net.num_levels)
-                ]
-            else:
-                sampling.append({k: crop_to(v, size) if v.dim() == 4 else v for k, v in info.items()})
-            maps = net.encode(inp, grids, None if feat is None else split_patches(feat, num))
-            tokens = maps[-1].tokens
-            if bottleneck is not None and self.cross_stage is not None:
-                tokens = self.cross_stage[stage - 1](tokens, pair_patch_tokens(bottleneck, num * 2))
-            residual, level0 = net.decode(maps, tokens)
-            estimate = estimate + merge_patches(residual, num)
-            # the next stage attends this bottleneck on its uniform lattice (step 1 of the attention)
-            feat, bottleneck = merge_patches(level0, num), maps[-1].with_tokens(tokens).uniform_tokens()
-            outputs.append(estimate)
-            if return_masks:
-                masks.append([crop_to(merge_patches(grid.mask(), num), size) for grid in grids])
-        out = crop_to(estimate, size)
-        if not self.training:
-            return (out, masks) if return_masks else out
-        earlier = [crop_to(o, size) for o in outputs[:-1]] if self.stage_supervision else []
-        aux = dict(stage_outputs=earlier, sampling=sampling)
-        return (out, aux, masks) if return_masks else (out, aux)

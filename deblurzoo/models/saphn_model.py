@@ -14,7 +14,7 @@ import torch
 
 from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
-from .deblur_model import DeblurModel, split_output
+from .deblur_model import DeblurModel
 
 
 @MODEL_REGISTRY.register()
@@ -59,7 +59,7 @@ class SAPHNetModel(DeblurModel):
         if self.cri_reward.baseline == 'greedy':
             net = self.get_bare_model(self.net_g)
             with torch.no_grad():
-                greedy_out, greedy_aux = net(self.lq, policy='greedy')
+                greedy_out, greedy_aux = net(self.lq, policy='greedy', return_aux=True)
             baseline = list(greedy_aux.get('stage_outputs', [])) + [greedy_out]
         losses = {}
         for i, record in enumerate(sampling):
@@ -73,10 +73,11 @@ class SAPHNetModel(DeblurModel):
     def train_forward_kwargs(self, current_iter):
         policy = self._policy(current_iter)
         self._eval_policy = 'uniform' if policy == 'uniform' else None  # validation follows the training phase
-        return {} if policy is None else {'policy': policy}
+        kwargs = {'return_aux': True}  # the stage outputs and sampling records
+        return kwargs if policy is None else {**kwargs, 'policy': policy}
 
     def restore(self, net, lq):
         policy = getattr(self, '_eval_policy', None)  # None: the net's default ('greedy' in eval mode)
         if policy is None or not getattr(net, 'adaptive', False):
             return super().restore(net, lq)
-        return split_output(net(lq, policy=policy))[0]
+        return net(lq, policy=policy)

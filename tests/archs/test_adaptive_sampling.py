@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from deblurzoo.archs.adaptive_sampling import (LevelMap, PixelSampler, SampleGrid, TokenConv, level_budgets,
-                                               make_fallback, merge_patches, pair_patch_tokens, pixel_dependent_filter,
-                                               scatter_to, split_patches)
+                                               make_fallback, pixel_dependent_filter, scatter_to)
+from deblurzoo.archs.patch_hierarchy import merge_patches, pair_patch_tokens, split_patches
 
 
 def _as_sampled(grid):

@@ -6,12 +6,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from deblurzoo.archs.arch_util import count_parameters
-from deblurzoo.archs.dmphn_arch import DMPHN
 from deblurzoo.archs.adaptive_sampling import LevelMap, SampleGrid
+from deblurzoo.archs.dmphn_arch import DMPHN
 from deblurzoo.archs.saphn_arch import ContentAwareModule, EfficientAttention, SAPHNet
 from deblurzoo.ops import use_backend
 
-TINY = dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4)
+TINY = dict(num_feat=4, num_block=(1, 1, 1), sampler_feat=4)
 
 
 def _macs(net, x, **kwargs):
@@ -102,7 +102,7 @@ def _tiny(**kwargs):
 def test_ablation_switches_train_and_evaluate(switch):
     net = _tiny(**switch).train()
     x = torch.rand(2, 3, 24, 40)
-    out, aux = net(x)
+    out, aux = net(x, return_aux=True)
     assert out.shape == x.shape
     expected_stages = 2 if net.stage_supervision else 0
     assert len(aux['stage_outputs']) == expected_stages
@@ -127,7 +127,7 @@ def test_sample_ratio_scales_the_sampled_pixels():
     for ratio in (0.5, 1.0, 1.5):
         net = _tiny(sample_ratio=ratio).eval()
         with torch.no_grad():
-            _, masks = net(x, return_masks=True)
+            masks = net(x, return_aux=True, return_masks=True)[1]['masks']
         counts[ratio] = [m.sum().item() for m in masks[1]]  # stage 2, levels 1 and 2
     # 2 patches of 16x32: level 1 has 2 * 8 * 16 = 256 pixels uniformly, level 2 has 2 * 4 * 8 = 64
     assert counts[1.0] == [256, 64]
@@ -138,14 +138,30 @@ def test_uniform_policy_samples_the_lattice_and_greedy_follows_the_probability()
     net = _tiny().eval()
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        _, uniform = net(x, policy='uniform', return_masks=True)
-        _, adaptive = net(x, return_masks=True)
+        uniform = net(x, policy='uniform', return_aux=True, return_masks=True)[1]['masks']
+        adaptive = net(x, return_aux=True, return_masks=True)[1]['masks']
     lattice = torch.zeros(32, 32)
     lattice[::2, ::2] = 1
     for stage in range(3):
         assert torch.equal(uniform[stage][0][0, 0], lattice)
     assert torch.equal(adaptive[0][0][0, 0], lattice), 'stage 1 always samples uniformly'
     assert not torch.equal(adaptive[2][0][0, 0], lattice)
+
+
+@pytest.mark.parametrize('arch', [SAPHNet, DMPHN])
+def test_forward_returns_the_image_in_every_mode_and_aux_on_request(arch):
+    torch.manual_seed(0)
+    net = arch(**TINY)
+    x = torch.rand(1, 3, 16, 16)
+    for mode in (True, False):
+        net.train(mode)
+        assert torch.is_tensor(net(x))
+        out, aux = net(x, return_aux=True)
+        assert torch.is_tensor(out) and set(aux) == {'stage_outputs', 'sampling'}
+    with pytest.raises(ValueError, match='return_aux'):
+        net(x, return_masks=True)
+    with pytest.raises(ValueError, match='num_out_ch'):
+        arch(**TINY, num_out_ch=1)
 
 
 def test_policy_errors():
@@ -176,5 +192,5 @@ def test_dmphn_baseline_uniform_and_adaptive():
     macs_u, macs_a = _macs(uniform, x), _macs(adaptive, x)
     assert macs_a / macs_u < 1.6, (macs_u, macs_a)  # tiny widths: the probability heads weigh relatively more
     adaptive.train()
-    out, aux = adaptive(x)
+    out, aux = adaptive(x, return_aux=True)
     assert len(aux['sampling']) == 2 and aux['stage_outputs'] == []

@@ -9,12 +9,12 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
+from deblurzoo.archs.adaptive_sampling import TokenConv
 from deblurzoo.archs.arch_util import count_parameters
 from deblurzoo.archs.saphn_arch import ContentAwareModule, EfficientAttention, PixelDependentFilter, SAPHNet
-from deblurzoo.archs.adaptive_sampling import TokenConv
 from deblurzoo.ops import use_backend
 
-TINY = dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4)
+TINY = dict(num_feat=4, num_block=(1, 1, 1), sampler_feat=4)
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER_PARAMS, PARAMS_TOL = 23e6, 0.05  # Table III: 23M
 PAPER_MACS, MACS_TOL = 140e9, 0.05  # Table III: 140 G at 256x256
@@ -32,7 +32,7 @@ def _modules(net, cls):
 
 def _train_aux(net, x):
     net.train()
-    return net(x)
+    return net(x, return_aux=True)
 
 
 # ------------------------------------------------------------------------------------------------ Table III

@@ -129,9 +129,9 @@ def test_reward_loss_alone_trains_only_the_samplers(arch):
     without gradient (the sampler's input features are detached) and reaches every sampler parameter."""
     from basicsr.archs import build_network
     torch.manual_seed(0)
-    net = build_network({'type': arch, 'num_feat': 4, 'num_blocks': [1, 1, 1], 'sampler_feat': 4}).train()
+    net = build_network({'type': arch, 'num_feat': 4, 'num_block': [1, 1, 1], 'sampler_feat': 4}).train()
     x, gt = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
-    out, aux = net(x, policy='sample')
+    out, aux = net(x, policy='sample', return_aux=True)
     loss_fn = AdaptiveSamplingRewardLoss(baseline='none')
     loss = sum(loss_fn(rec['log_prob'], out, gt, rec['num_selected'], rec['budget'], selected=rec['selected'])
                for rec in aux['sampling'])
