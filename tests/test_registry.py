@@ -84,13 +84,6 @@ def _input(name, b, h, w):
     return make_input(name, b, h, w)
 
 
-def _split(out):
-    """``(image, aux)``: nets may return the image alone or ``(image, *aux)`` in training mode."""
-    if isinstance(out, (tuple, list)):
-        return out[0], tuple(out[1:])
-    return out, ()
-
-
 def _float_tensors(item):
     """The floating-point tensors in an aux item: a tensor, or lists / dicts of them (e.g. SAPHNet's stage outputs
     and sampling log-probabilities)."""
@@ -126,10 +119,27 @@ def test_arch_eval_forward(name, size):
 
 
 @pytest.mark.parametrize('name', ARCHS)
+def test_arch_returns_the_image_in_every_mode_and_aux_on_request(name):
+    """The output convention: ``net(x)`` is the image in train and eval mode (BasicSR's SRModel trains any arch);
+    ``net(x, return_aux=True)`` is ``(image, aux)``, ``aux`` a dict of named auxiliary outputs."""
+    net = _tiny(name)
+    x = _input(name, 1, 16, 16)
+    for mode in (True, False):
+        net.train(mode)
+        with torch.no_grad():
+            out = net(x)
+            pair = net(x, return_aux=True)
+        assert torch.is_tensor(out), f'{name} (train={mode}): net(x) returned {type(out).__name__}, not the image'
+        assert isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], dict), \
+            f'{name} (train={mode}): net(x, return_aux=True) must return (image, aux dict)'
+        assert tuple(pair[0].shape) == tuple(out.shape)
+
+
+@pytest.mark.parametrize('name', ARCHS)
 def test_arch_train_backward_reaches_every_parameter(name):
     net = _tiny(name).train()
     x = _input(name, 2, 37, 53)
-    image, aux = _split(net(x))
+    image, aux = net(x, return_aux=True)
     assert tuple(image.shape) == expected_shape(name, x), f'{name} (train): output {tuple(image.shape)}'
     loss = image.mean()
     for item in _float_tensors(aux):

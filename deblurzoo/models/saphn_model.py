@@ -42,11 +42,10 @@ class SAPHNetModel(DeblurModel):
 
     def compute_losses(self, aux):
         losses = super().compute_losses(aux)
-        extra = aux[0] if aux else {}
         if self.cri_pix:
-            for i, out in enumerate(extra.get('stage_outputs', []), start=1):
+            for i, out in enumerate(aux.get('stage_outputs', []), start=1):
                 losses[f'l_pix_stage{i}'] = self.cri_pix(out, self.gt)
-        losses.update(self._reward_losses(extra))
+        losses.update(self._reward_losses(aux))
         return losses
 
     def _reward_losses(self, aux):
@@ -73,8 +72,7 @@ class SAPHNetModel(DeblurModel):
     def train_forward_kwargs(self, current_iter):
         policy = self._policy(current_iter)
         self._eval_policy = 'uniform' if policy == 'uniform' else None  # validation follows the training phase
-        kwargs = {'return_aux': True}  # the stage outputs and sampling records
-        return kwargs if policy is None else {**kwargs, 'policy': policy}
+        return {} if policy is None else {'policy': policy}
 
     def restore(self, net, lq):
         policy = getattr(self, '_eval_policy', None)  # None: the net's default ('greedy' in eval mode)

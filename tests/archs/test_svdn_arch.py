@@ -14,9 +14,11 @@ def test_default_size_matches_paper():
     assert n == 788188
 
 
-def test_training_mode_returns_dcn1_offsets_at_half_resolution():
+def test_aux_returns_dcn1_offsets_at_half_resolution():
     net = SVDN(num_feat=8, num_conv=1).train()
-    out, offset = net(torch.rand(2, 3, 37, 53))
+    assert torch.is_tensor(net(torch.rand(1, 3, 16, 16)))  # the image alone unless aux is asked for
+    out, aux = net(torch.rand(2, 3, 37, 53), return_aux=True)
+    offset = aux['offsets']
     assert out.shape == (2, 3, 37, 53)
     assert offset.shape == (2, 2 * 25, 19, 27)  # 25 sampling points of the 5x5 DCN1, (dy, dx) each
     assert torch.count_nonzero(offset) == 0  # offset predictors start at the regular grid
@@ -32,7 +34,7 @@ def test_starts_as_identity():
 def test_ablation_switches():
     base = SVDN(num_feat=8, num_conv=1, dilated=False, deform=False).train()
     assert not any(isinstance(m, deblurzoo.ops.ModulatedDeformConv) for m in base.modules())
-    assert torch.is_tensor(base(torch.rand(1, 3, 16, 16)))  # no offsets without the deformable neck
+    assert base(torch.rand(1, 3, 16, 16), return_aux=True)[1] == {}  # no offsets without the deformable neck
     dilations = {m.dilation for m in base.backbone.modules() if isinstance(m, torch.nn.Conv2d)}
     assert dilations == {(1, 1)}
     full = SVDN(num_feat=8, num_conv=1)
