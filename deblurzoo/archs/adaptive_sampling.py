@@ -25,6 +25,11 @@ Operations (dense path on lattices, identical to the usual convolutions; gather 
 - :func:`gather_neighbours`: the ``k x k`` neighbourhood (with optional per-tap offsets, bilinear, zero outside the
   image) of every pixel of a level; pixel-dependent filtering is built on it.
 
+Cost: the index set of a level's regular taps is worked out once per level and shared by its convs (``_tap_plan``,
+cached on the grid); those taps read the fallback only at the pixels they miss, projected there only. The bilinear
+reads of the pixel-dependent filter go through the level's whole map (:meth:`LevelMap.full`): the fallback projected
+at every pixel, once per level.
+
 Wrapping your own encoder-decoder
 ---------------------------------
 1. Build each block as a module ``forward(level_map, enc=None) -> tokens`` using :class:`TokenConv` (drop-in for
@@ -69,6 +74,8 @@ class SampleGrid:
         self.spacing = spacing
         self.lattice = lattice
         self._inverse = None
+        self._plans = {}  # (kernel size, spacing, anchors) -> tap plan (_tap_plan), shared by the level's ops
+        self._lattice = None
 
     @classmethod
     def uniform(cls, batch, size, spacing, device):
@@ -100,6 +107,12 @@ class SampleGrid:
             self._inverse = inv
         return self._inverse
 
+    def lattice_flat(self):
+        """(b, n_u) the uniform lattice of this grid's spacing (anchored at (0, 0), raster order), built once."""
+        if self._lattice is None:
+            self._lattice = SampleGrid.uniform(self.batch, self.size, self.spacing, self.flat.device).flat
+        return self._lattice
+
     def global_index(self, pix):
         """(b, ...) full-resolution pixel indices -> indices into the batch-flattened grid (``b * H * W``)."""
         hw = self.size[0] * self.size[1]
@@ -129,6 +142,7 @@ class LevelMap:
         self.tokens = tokens
         self.grid = grid
         self.fallback = fallback
+        self._full = None
 
     def with_tokens(self, tokens):
         """The same grid and fallback with other tokens (e.g. a block's output)."""
@@ -155,11 +169,9 @@ class LevelMap:
     def uniform_tokens(self):
         """(b, n_u, c) the level's features on its uniform lattice (stride ``spacing`` from pixel (0, 0), raster order),
         whatever pixels it sampled: a sampled pixel's token, the fallback at the others. On lattices: the tokens."""
-        grid = self.grid
-        if grid.lattice is not None:
+        if self.grid.lattice is not None:
             return self.tokens
-        lattice = SampleGrid.uniform(grid.batch, grid.size, grid.spacing, self.tokens.device)
-        return self.read(grid.global_index(lattice.flat).reshape(-1)).view(grid.batch, lattice.num, -1)
+        return gather_neighbours(self, 1, anchors=self.grid.lattice_flat())[:, :, 0]
 
     def read_pixels(self, y, x):
         """Features at full-resolution integer positions ``y``, ``x`` (b, ...) long; zero outside the image.
@@ -168,41 +180,105 @@ class LevelMap:
             Tensor: (b, ..., c).
         """
         h, w = self.grid.size
-        valid = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-        pix = (y.clamp(0, h - 1) * w + x.clamp(0, w - 1))
-        gidx = self.grid.global_index(pix).reshape(-1)
-        valid = valid.reshape(-1)
-        keep = valid.nonzero().squeeze(1)
-        out = self.tokens.new_zeros(gidx.shape[0], self.tokens.shape[2])
-        out = out.index_put((keep, ), self.read(gidx[keep]))
-        return out.view(*y.shape, -1)
+        valid = ((y >= 0) & (y < h) & (x >= 0) & (x < w)).to(self.tokens.dtype)
+        gidx = self.grid.global_index(y.clamp(0, h - 1) * w + x.clamp(0, w - 1))
+        return self.full()[gidx] * valid[..., None]
+
+    def full(self):
+        """(b * H * W, c) the level's features at every full-resolution pixel: its tokens where it sampled, the fallback
+        elsewhere (zero without fallback); built once per map, for reads at arbitrary pixels."""
+        if self._full is None:
+            b, n, c = self.tokens.shape
+            hw = self.grid.size[0] * self.grid.size[1]
+            if self.fallback is None:
+                base = self.tokens.new_zeros(b * hw, c)
+            else:
+                base = self.fallback(torch.arange(b * hw, device=self.tokens.device)).to(self.tokens.dtype)
+            self._full = base.index_copy(0, self.grid.global_index(self.grid.flat).reshape(-1),
+                                         self.tokens.reshape(b * n, c))
+        return self._full
+
+
+class Fallback:
+    """The fallback of a coarser level: ``proj`` (c_finer -> c) of the finer level's encoder features ``finer``
+    (:class:`LevelMap`) at pixels the coarser level did not sample.
+
+    ``fallback(gidx)`` reads it anywhere (the bilinear reads of the pixel-dependent filter): the projection is then
+    computed once for every full-resolution pixel. ``fallback.at(gidx)`` computes it at the pixels ``gidx`` only, once
+    per index tensor (the regular taps of a level's convs share one, see :func:`gather_neighbours`), or reads the
+    whole-image projection when it exists. Levels on lattices never miss and compute neither.
+    """
+
+    def __init__(self, proj, finer):
+        self.proj = proj
+        self.finer = finer
+        self.every = None
+        self.cache = {}
+
+    def __call__(self, gidx):
+        if self.every is None:
+            grid = self.finer.grid
+            every = torch.arange(grid.batch * grid.size[0] * grid.size[1], device=gidx.device)
+            self.every = self.proj(self.finer.read(every))  # (b * H * W, c)
+        return self.every[gidx]
+
+    def at(self, gidx):
+        if self.every is not None:
+            return self.every[gidx]
+        if id(gidx) not in self.cache:
+            self.cache[id(gidx)] = (gidx, self.proj(self.finer.read(gidx)))  # the key's tensor is kept alive
+        return self.cache[id(gidx)][1]
 
 
 def make_fallback(proj, finer):
-    """The fallback of a coarser level: ``proj`` (c_finer -> c) of the finer level's encoder features ``finer``
-    (:class:`LevelMap`) at the pixels the coarser level did not sample.
-
-    The projection is computed once for every full-resolution pixel, on the first read that misses (a level's blocks
-    read the same fallback many times; levels on lattices never miss and never compute it).
-    """
-    cache = []
-
-    def fallback(gidx):
-        if not cache:
-            grid = finer.grid
-            every = torch.arange(grid.batch * grid.size[0] * grid.size[1], device=gidx.device)
-            cache.append(proj(finer.read(every)))  # (b * H * W, c)
-        return cache[0][gidx]
-
-    return fallback
+    """:class:`Fallback` of ``proj`` over ``finer``."""
+    return Fallback(proj, finer)
 
 
 # ------------------------------------------------------------------------------------------------------- gathering
 
 
+_CORNERS = (torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1]))  # bilinear corners (dy, dx)
+
+
 def _taps(kernel_size, device):
     r = torch.arange(kernel_size, device=device) - kernel_size // 2
     return r.repeat_interleave(kernel_size), r.repeat(kernel_size)  # (k*k,) dy, dx in conv-weight order
+
+
+def _tap_plan(grid, kernel_size, anchors, spacing):
+    """Where the regular taps of ``anchors`` (b, n) read on ``grid``, worked out once and cached on the grid (a level's
+    blocks share it): ``rows`` (b * n * k * k,) into ``[tokens (b * n_grid); fallback at the missed pixels; zero]``
+    and ``missed`` (m,), the distinct batch-flattened pixels the grid did not sample."""
+    key = (kernel_size, spacing, id(anchors))
+    plan = grid._plans.get(key)
+    if plan is None or plan[0] is not anchors:
+        h, w = grid.size
+        ty, tx = _taps(kernel_size, anchors.device)
+        y, x = (anchors // w)[..., None] + spacing * ty, (anchors % w)[..., None] + spacing * tx  # (b, n, k*k)
+        valid = ((y >= 0) & (y < h) & (x >= 0) & (x < w)).reshape(-1)
+        gidx = grid.global_index(y.clamp(0, h - 1) * w + x.clamp(0, w - 1)).reshape(-1)
+        rows = grid.inverse()[gidx]
+        miss = valid & (rows < 0)
+        missed, slot = torch.unique(gidx[miss], return_inverse=True)
+        rows[miss] = grid.batch * grid.num + slot
+        rows[~valid] = grid.batch * grid.num + missed.numel()
+        plan = grid._plans[key] = (anchors, rows, missed)
+    return plan[1], plan[2]
+
+
+def _regular_taps(level_map, kernel_size, anchors, spacing):
+    """:func:`gather_neighbours` without offsets: one index into the level's tokens, the fallback at the pixels it did
+    not sample (computed there only) and a zero row (outside the image)."""
+    rows, missed = _tap_plan(level_map.grid, kernel_size, anchors, spacing)
+    b, n, c = level_map.tokens.shape
+    parts = [level_map.tokens.reshape(b * n, c)]
+    if missed.numel():
+        if level_map.fallback is None:
+            raise RuntimeError('a level without fallback was read at pixels it did not sample')
+        parts.append(getattr(level_map.fallback, 'at', level_map.fallback)(missed).to(level_map.tokens.dtype))
+    parts.append(level_map.tokens.new_zeros(1, c))
+    return torch.cat(parts)[rows].view(b, anchors.shape[1], kernel_size * kernel_size, c)
 
 
 def gather_neighbours(level_map, kernel_size, anchors=None, spacing=None, offsets=None):
@@ -228,21 +304,25 @@ def gather_neighbours(level_map, kernel_size, anchors=None, spacing=None, offset
     spacing = grid.spacing if spacing is None else spacing
     w = grid.size[1]
     ay, ax = (anchors // w)[..., None], (anchors % w)[..., None]  # (b, n, 1)
-    ty, tx = _taps(kernel_size, anchors.device)
     if offsets is None:
-        return level_map.read_pixels(ay + spacing * ty, ax + spacing * tx)
+        return _regular_taps(level_map, kernel_size, anchors, spacing)
+    ty, tx = _taps(kernel_size, anchors.device)
     fy = ty.to(offsets.dtype) + offsets[..., 0]  # (b, n, k*k) in lattice units
     fx = tx.to(offsets.dtype) + offsets[..., 1]
     y0, x0 = fy.detach().floor(), fx.detach().floor()
     ly, lx = fy - y0, fx - x0
-    y0, x0 = y0.long(), x0.long()
-    out = None
-    for dy, wy in ((0, 1 - ly), (1, ly)):
-        for dx, wx in ((0, 1 - lx), (1, lx)):
-            values = level_map.read_pixels(ay + spacing * (y0 + dy), ax + spacing * (x0 + dx))
-            term = values * (wy * wx)[..., None]
-            out = term if out is None else out + term
-    return out
+    y0, x0 = y0.long()[..., None], x0.long()[..., None]
+    cy, cx = y0 + _CORNERS[0].to(y0.device), x0 + _CORNERS[1].to(x0.device)  # (b, n, k*k, 4)
+    weights = torch.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], dim=-1)
+    values = level_map.read_pixels(ay[..., None] + spacing * cy, ax[..., None] + spacing * cx)  # (b, n, k*k, 4, c)
+    return (values * weights[..., None]).sum(3)
+
+
+def _tap_matmul(taps, weight, bias):
+    """(b, n, k*k, c) taps x conv weight (c_out, c, k, k) -> (b, n, c_out), one matrix product without copying the
+    taps (the small weight is laid out as the taps are: tap-major, then channels)."""
+    out = taps.flatten(2) @ weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t()
+    return out if bias is None else out + bias
 
 
 class TokenConv(nn.Conv2d):
@@ -266,8 +346,7 @@ class TokenConv(nn.Conv2d):
             return out.flatten(2).transpose(1, 2)
         k = self.kernel_size[0]
         taps = gather_neighbours(level_map, k, anchors=target.flat, spacing=grid.spacing)  # (b, n, k*k, c)
-        out = torch.einsum('bnjc,ocj->bno', taps, self.weight.flatten(2))
-        return out if self.bias is None else out + self.bias
+        return _tap_matmul(taps, self.weight, self.bias)
 
 
 def pixel_dependent_filter(level_map, weight, bias, kernel, offsets):
@@ -295,8 +374,7 @@ def pixel_dependent_filter(level_map, weight, bias, kernel, offsets):
         out = deform_conv2d(level_map.dense(), off, weight, bias, padding=(k // 2, k // 2), mask=mask)
         return out.flatten(2).transpose(1, 2)
     taps = gather_neighbours(level_map, k, offsets=offsets) * kernel[..., None]  # (b, n, k*k, c)
-    out = torch.einsum('bnjc,ocj->bno', taps, weight.flatten(2))
-    return out if bias is None else out + bias
+    return _tap_matmul(taps, weight, bias)
 
 
 def scatter_to(finer_tokens, finer_grid, coarse_tokens, coarse_grid):

@@ -57,7 +57,7 @@ class DMPHN(MultiPatchHierarchy):
         super().__init__(num_in_ch, num_out_ch, num_feat, num_block, lambda width, level, decoder: TokenResBlock(width),
                          stage_supervision, sampling, sample_ratio, sampler_feat)
 
-    def forward(self, x, policy=None, return_aux=False, return_masks=False):
+    def forward(self, x, policy=None, return_aux=False, return_masks=False, stage1=None):
         """(b, c, h, w) -> the restored image; ``(image, aux)`` with ``return_aux`` (see :class:`MultiPatchHierarchy`).
         Stages exchange features through the level-0 skip only, as in DMPHN."""
         x, policy, record = self.start(x, policy, return_aux, return_masks)
@@ -65,8 +65,11 @@ class DMPHN(MultiPatchHierarchy):
         for stage, (net, num) in enumerate(zip(self.stages, PATCHES)):
             inp = split_patches(estimate, num)
             grids = self.sample_stage(stage, feat, inp, num, policy, record)
-            maps = net.encode(inp, grids, None if feat is None else split_patches(feat, num))
-            residual, level0 = net.decode(maps)
-            estimate, feat = estimate + merge_patches(residual, num), merge_patches(level0, num)
-            record.add_stage(estimate, grids, num)
+            if stage == 0 and stage1 is not None:  # an earlier pass's stage 1 on the same x
+                estimate, feat = stage1
+            else:
+                maps = net.encode(inp, grids, None if feat is None else split_patches(feat, num))
+                residual, level0 = net.decode(maps)
+                estimate, feat = estimate + merge_patches(residual, num), merge_patches(level0, num)
+            record.add_stage(estimate, grids, num, (estimate, feat))
         return record.result(self.stage_supervision, return_aux)

@@ -23,16 +23,22 @@ _LAYOUT = {1: (1, 1), 2: (2, 1), 4: (2, 2)}  # patches -> (rows, cols)
 # ------------------------------------------------------------------------------------------------- encoder-decoder
 
 
+class _Twice:
+    """Fallback of ``cat([a, b])`` where both read ``fallback`` at unsampled pixels (the skip-and-merge input); like
+    :class:`~deblurzoo.archs.adaptive_sampling.Fallback`, readable anywhere or ``at`` given pixels."""
+
+    def __init__(self, fallback):
+        self.fallback = fallback
+
+    def __call__(self, gidx):
+        return torch.cat([self.fallback(gidx)] * 2, dim=1)
+
+    def at(self, gidx):
+        return torch.cat([getattr(self.fallback, 'at', self.fallback)(gidx)] * 2, dim=1)
+
+
 def _twice(fallback):
-    """Fallback of ``cat([a, b])`` where both read ``fallback`` at unsampled pixels (the skip-and-merge input)."""
-    if fallback is None:
-        return None
-
-    def both(gidx):
-        value = fallback(gidx)
-        return torch.cat([value, value], dim=1)
-
-    return both
+    return None if fallback is None else _Twice(fallback)
 
 
 class AdaptiveEncoderDecoder(nn.Module):
@@ -165,7 +171,10 @@ class StageRecord:
         merged.update({k: v.view(num, b).sum(0) for k, v in info.items() if v.dim() == 1})
         self.sampling.append(merged)
 
-    def add_stage(self, estimate, grids, num):
+    def add_stage(self, estimate, grids, num, state):
+        """A stage's estimate, grids and ``state`` (what the next stage reads; stage 1's is returned for reuse)."""
+        if not self.outputs:
+            self.stage1 = state
         self.outputs.append(estimate)
         if self.masks is not None:
             self.masks.append([crop_to(merge_patches(grid.mask(), num), self.size) for grid in grids])
@@ -174,12 +183,14 @@ class StageRecord:
         """The image, or ``(image, aux)`` with ``return_aux``: ``aux['stage_outputs']`` the earlier stages' estimates
         (when ``stage_supervision``, else empty), ``aux['sampling']`` per sampled stage ``prob``, ``log_prob``,
         ``selected`` (b, 1, H, W) and ``num_selected``, ``budget`` (b,), and with masks ``aux['masks']`` per stage the
-        (b, 1, H, W) masks of the pixels each coarser level processed."""
+        (b, 1, H, W) masks of the pixels each coarser level processed; ``aux['stage1']`` what stage 1 handed on, which
+        another pass on the same input may take as ``stage1`` instead of running stage 1 again (stage 1 always samples
+        uniformly: e.g. the greedy baseline pass of the joint training phase)."""
         image = crop_to(self.outputs[-1], self.size)
         if not return_aux:
             return image
         earlier = [crop_to(o, self.size) for o in self.outputs[:-1]] if stage_supervision else []
-        aux = dict(stage_outputs=earlier, sampling=self.sampling)
+        aux = dict(stage_outputs=earlier, sampling=self.sampling, stage1=self.stage1)
         if self.masks is not None:
             aux['masks'] = self.masks
         return image, aux
@@ -192,9 +203,10 @@ class MultiPatchHierarchy(nn.Module):
     for ``sampling='adaptive'``, ``self.samplers`` (two :class:`PixelSampler`, stages 2 and 3). Stage ``s > 1``
     receives the previous estimate as input, the previous stage's level-0 features as a skip (added, as in DMPHN) and,
     when adaptive, samples its pixels from a probability map computed on those features (:meth:`sample_stage`).
-    Subclasses write ``forward(x, policy=None, return_aux=False, return_masks=False)`` with these pieces: ``policy``
-    is 'uniform', 'sample' or 'greedy' for the sampled stages, None meaning 'sample' in training mode and 'greedy' in
-    eval mode ('uniform' always for uniform nets); the result is :meth:`StageRecord.result`.
+    Subclasses write ``forward(x, policy=None, return_aux=False, return_masks=False, stage1=None)`` with these
+    pieces: ``policy`` is 'uniform', 'sample' or 'greedy' for the sampled stages, None meaning 'sample' in training
+    mode and 'greedy' in eval mode ('uniform' always for uniform nets); ``stage1`` is ``aux['stage1']`` of an earlier
+    pass on the same ``x``; the result is :meth:`StageRecord.result`.
     """
 
     multiple = 8  # two patch splits, then two stride-2 levels

@@ -205,7 +205,7 @@ class SAPHNet(MultiPatchHierarchy):
             CrossStageAttention(deep, max(1, int(deep * attn_ratio)), masks)
             for _ in range(2)) if cross_stage_attention else None
 
-    def forward(self, x, policy=None, return_aux=False, return_masks=False):
+    def forward(self, x, policy=None, return_aux=False, return_masks=False, stage1=None):
         """Paper 003, Fig. 2: three stages on 4, 2 and 1 patches, each refining the previous estimate.
 
         Args:
@@ -214,6 +214,8 @@ class SAPHNet(MultiPatchHierarchy):
                 training mode, 'greedy' in eval mode. Default: None.
             return_aux (bool): Also return ``aux`` (stage outputs, sampling records). Default: False.
             return_masks (bool): Add ``aux['masks']``, the pixels each level processed (needs ``return_aux``).
+            stage1 (tuple | None): ``aux['stage1']`` of an earlier pass on the same ``x``: stage 1 is not run again
+                (it samples uniformly whatever the policy). Default: None.
 
         Returns:
             Tensor | tuple[Tensor, dict]: The restored image, or ``(image, aux)`` (see :class:`StageRecord`).
@@ -224,6 +226,10 @@ class SAPHNet(MultiPatchHierarchy):
             inp = split_patches(estimate, num)
             # stage 1 samples uniformly; stages 2 and 3 sample their pixels from the previous stage's features
             grids = self.sample_stage(stage, feat, inp, num, policy, record)
+            if stage == 0 and stage1 is not None:  # an earlier pass's stage 1 on the same x
+                estimate, feat, lower = stage1
+                record.add_stage(estimate, grids, num, stage1)
+                continue
             maps = net.encode(inp, grids, None if feat is None else split_patches(feat, num))
             bottleneck = maps[-1].tokens
             if lower is not None and self.cross_stage is not None:  # the lower stage's bottleneck is attended
@@ -231,5 +237,5 @@ class SAPHNet(MultiPatchHierarchy):
             residual, level0 = net.decode(maps, bottleneck)
             estimate, feat = estimate + merge_patches(residual, num), merge_patches(level0, num)
             lower = maps[-1].with_tokens(bottleneck).uniform_tokens()  # attention step 1 reads the uniform lattice
-            record.add_stage(estimate, grids, num)
+            record.add_stage(estimate, grids, num, (estimate, feat, lower))
         return record.result(self.stage_supervision, return_aux)

@@ -58,7 +58,8 @@ class SAPHNetModel(DeblurModel):
         if self.cri_reward.baseline == 'greedy':
             net = self.get_bare_model(self.net_g)
             with torch.no_grad():
-                greedy_out, greedy_aux = net(self.lq, policy='greedy', return_aux=True)
+                # stage 1 samples uniformly in both passes: the sampled pass's is reused
+                greedy_out, greedy_aux = net(self.lq, policy='greedy', return_aux=True, stage1=aux['stage1'])
             baseline = list(greedy_aux.get('stage_outputs', [])) + [greedy_out]
         losses = {}
         for i, record in enumerate(sampling):

@@ -157,7 +157,7 @@ def test_forward_returns_the_image_in_every_mode_and_aux_on_request(arch):
         net.train(mode)
         assert torch.is_tensor(net(x))
         out, aux = net(x, return_aux=True)
-        assert torch.is_tensor(out) and set(aux) == {'stage_outputs', 'sampling'}
+        assert torch.is_tensor(out) and set(aux) == {'stage_outputs', 'sampling', 'stage1'}
     with pytest.raises(ValueError, match='return_aux'):
         net(x, return_masks=True)
     with pytest.raises(ValueError, match='num_out_ch'):
@@ -194,3 +194,25 @@ def test_dmphn_baseline_uniform_and_adaptive():
     adaptive.train()
     out, aux = adaptive(x, return_aux=True)
     assert len(aux['sampling']) == 2 and aux['stage_outputs'] == []
+
+
+@pytest.mark.parametrize('arch', [SAPHNet, DMPHN])
+def test_greedy_pass_reuses_stage_one_of_the_sampled_pass(arch, monkeypatch):
+    """Stage 1 samples uniformly whatever the policy: the joint phase's greedy baseline takes the sampled pass's stage 1
+    (``aux['stage1']``) instead of running it again, with the same result as a full greedy pass."""
+    torch.manual_seed(0)
+    net = arch(**TINY).train()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.rand(1, 3, 16, 24)
+    _, aux = net(x, policy='sample', return_aux=True)
+    with torch.no_grad():
+        full = net(x, policy='greedy', return_aux=True)
+        calls = []
+        monkeypatch.setattr(net.stages[0], 'encode', lambda *a, **k: calls.append(1))
+        reused = net(x, policy='greedy', return_aux=True, stage1=aux['stage1'])
+    assert not calls, 'stage 1 ran again'
+    torch.testing.assert_close(reused[0], full[0])
+    for a, b in zip(reused[1]['stage_outputs'], full[1]['stage_outputs']):
+        torch.testing.assert_close(a, b)
