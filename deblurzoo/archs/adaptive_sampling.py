@@ -238,9 +238,6 @@ def make_fallback(proj, finer):
 # ------------------------------------------------------------------------------------------------------- gathering
 
 
-_CORNERS = (torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1]))  # bilinear corners (dy, dx)
-
-
 def _taps(kernel_size, device):
     r = torch.arange(kernel_size, device=device) - kernel_size // 2
     return r.repeat_interleave(kernel_size), r.repeat(kernel_size)  # (k*k,) dy, dx in conv-weight order
@@ -311,11 +308,13 @@ def gather_neighbours(level_map, kernel_size, anchors=None, spacing=None, offset
     fx = tx.to(offsets.dtype) + offsets[..., 1]
     y0, x0 = fy.detach().floor(), fx.detach().floor()
     ly, lx = fy - y0, fx - x0
-    y0, x0 = y0.long()[..., None], x0.long()[..., None]
-    cy, cx = y0 + _CORNERS[0].to(y0.device), x0 + _CORNERS[1].to(x0.device)  # (b, n, k*k, 4)
-    weights = torch.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], dim=-1)
-    values = level_map.read_pixels(ay[..., None] + spacing * cy, ax[..., None] + spacing * cx)  # (b, n, k*k, 4, c)
-    return (values * weights[..., None]).sum(3)
+    y0, x0 = y0.long(), x0.long()
+    out = None
+    for dy, wy in ((0, 1 - ly), (1, ly)):  # one gather per corner from the level's whole map (LevelMap.full)
+        for dx, wx in ((0, 1 - lx), (1, lx)):
+            term = level_map.read_pixels(ay + spacing * (y0 + dy), ax + spacing * (x0 + dx)) * (wy * wx)[..., None]
+            out = term if out is None else out + term
+    return out
 
 
 def _tap_matmul(taps, weight, bias):
