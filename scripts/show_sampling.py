@@ -64,10 +64,9 @@ def main(argv=None):
         raise FileNotFoundError(f'cannot read image {args.image}')
     net = load_net(args.opt)
     x = img2tensor(img.astype(np.float32) / 255.0, bgr2rgb=True, float32=True)[None]
-    with torch.no_grad():
-        net.train()  # training mode returns the probability maps; policy 'greedy' is the test-time choice
-        _, aux, masks = net(x, policy='greedy', return_masks=True)
-    net.eval()
+    with torch.no_grad():  # policy 'greedy' is the test-time choice
+        _, aux = net(x, policy='greedy', return_aux=True, return_masks=True)
+    masks = aux['masks']
     sharp_path = args.image.replace(f'{os.sep}blur{os.sep}', f'{os.sep}sharp{os.sep}')
     sharp = cv2.imread(sharp_path, cv2.IMREAD_COLOR) if sharp_path != args.image else None
     hard = None

@@ -119,10 +119,10 @@ def test_basicsr_train_and_test_use_deblurzoo_with_basicsrs_trainer(root):
 
 # ------------------------------------------------------------------------------------------ every shipped option file
 
-TINY_NETS = {'SVDN': dict(num_feat=8, num_conv=1), 'SARN': dict(num_feat=4, num_blocks=1),
-             'SARNMulti': dict(num_feat=4, num_blocks=1), 'SARNRecurrent': dict(num_feat=4, num_blocks=1, lstm_feat=4),
+TINY_NETS = {'SVDN': dict(num_feat=8, num_conv=1), 'SARN': dict(num_feat=4, num_block=1),
+             'SARNMulti': dict(num_feat=4, num_block=1), 'SARNRecurrent': dict(num_feat=4, num_block=1, lstm_feat=4),
              'AtrousNet': TINY_ATROUS, 'MLFANet': TINY_MLFA,
-             'SAPHNet': dict(num_feat=4, sampler_feat=4, num_blocks=[1, 1, 1])}
+             'SAPHNet': dict(num_feat=4, sampler_feat=4, num_block=[1, 1, 1])}
 TRAIN_FILES = sorted(osp.relpath(osp.join(d, f), REPO) for d in (osp.join(REPO, 'options'), osp.join(REPO, 'options',
                      'demo')) for f in os.listdir(d) if f.startswith('train_') and f.endswith('.yml'))
 

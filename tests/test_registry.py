@@ -60,8 +60,8 @@ def test_name_does_not_clash_with_basicsr(kind, name):
 # tiny constructor kwargs per registered arch (every arch must have an entry: see test_arch_has_tiny_kwargs)
 TINY = {
     'SVDN': dict(num_feat=8, num_conv=1),
-    'SAPHNet': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
-    'DMPHN': dict(num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4),
+    'SAPHNet': dict(num_feat=4, num_block=(1, 1, 1), sampler_feat=4),
+    'DMPHN': dict(num_feat=4, num_block=(1, 1, 1), sampler_feat=4),
     'SARN': dict(num_feat=4, num_block=1),
     'SARNMulti': dict(num_feat=4, num_block=1),
     'SARNRecurrent': dict(num_feat=4, num_block=1, lstm_feat=4),
@@ -83,13 +83,6 @@ def _tiny(name):
 def _input(net, b, h, w):
     torch.manual_seed(1)
     return make_input(net, b, h, w)
-
-
-def _split(out):
-    """``(image, aux)``: nets may return the image alone or ``(image, *aux)`` in training mode."""
-    if isinstance(out, (tuple, list)):
-        return out[0], tuple(out[1:])
-    return out, ()
 
 
 def _float_tensors(item):
@@ -148,10 +141,27 @@ def test_arch_eval_forward(name, size):
 
 
 @pytest.mark.parametrize('name', ARCHS)
+def test_arch_returns_the_image_in_every_mode_and_aux_on_request(name):
+    """The output convention: ``net(x)`` is the image in train and eval mode (BasicSR's SRModel trains any arch);
+    ``net(x, return_aux=True)`` is ``(image, aux)``, ``aux`` a dict of named auxiliary outputs."""
+    net = _tiny(name)
+    x = _input(net, 1, 16, 16)
+    for mode in (True, False):
+        net.train(mode)
+        with torch.no_grad():
+            out = net(x)
+            pair = net(x, return_aux=True)
+        assert torch.is_tensor(out), f'{name} (train={mode}): net(x) returned {type(out).__name__}, not the image'
+        assert isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], dict), \
+            f'{name} (train={mode}): net(x, return_aux=True) must return (image, aux dict)'
+        assert tuple(pair[0].shape) == tuple(out.shape)
+
+
+@pytest.mark.parametrize('name', ARCHS)
 def test_arch_train_backward_reaches_every_parameter(name):
     net = _tiny(name).train()
     x = _input(net, 2, 37, 53)
-    image, aux = _split(net(x))
+    image, aux = net(x, return_aux=True)
     assert tuple(image.shape) == expected_shape(net, x), f'{name} (train): output {tuple(image.shape)}'
     loss = image.mean()
     for item in _float_tensors(aux):

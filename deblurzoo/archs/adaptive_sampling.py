@@ -25,16 +25,23 @@ Operations (dense path on lattices, identical to the usual convolutions; gather 
 - :func:`gather_neighbours`: the ``k x k`` neighbourhood (with optional per-tap offsets, bilinear, zero outside the
   image) of every pixel of a level; pixel-dependent filtering is built on it.
 
+Cost: the index set of a level's regular taps is worked out once per level and shared by its convs (``_tap_plan``,
+cached on the grid); those taps read the fallback only at the pixels they miss, projected there only. The bilinear
+reads of the pixel-dependent filter go through the level's whole map (:meth:`LevelMap.full`): the fallback projected
+at every pixel, once per level.
+
 Wrapping your own encoder-decoder
 ---------------------------------
-1. Build each block as a module ``forward(tokens, level_map, enc=None) -> tokens`` using :class:`TokenConv` (drop-in for
+1. Build each block as a module ``forward(level_map, enc=None) -> tokens`` using :class:`TokenConv` (drop-in for
    ``nn.Conv2d(c, c', k, padding=k // 2)``) and per-token ops (``nn.Linear``, activations).
-2. Give :class:`AdaptiveEncoderDecoder` a ``block(num_feat, level, decoder)`` factory and the level widths; it handles
-   the input/output convs, the sampled downsampling, the scatter-and-merge upsampling and the fallbacks.
+2. Give ``AdaptiveEncoderDecoder`` (``patch_hierarchy.py``) a ``block(num_feat, level, decoder)`` factory and the level
+   widths; it handles the input/output convs, the sampled downsampling, the scatter-and-merge upsampling and the
+   fallbacks.
 3. Put a :class:`PixelSampler` on the features of whatever precedes the encoder-decoder (a previous stage, or a light
-   pre-pass), call it for the grids (``policy='uniform' | 'sample' | 'greedy'``), and add
+   pre-pass; detach them), call it for the grids (``policy='uniform' | 'sample' | 'greedy'``), and add
    ``AdaptiveSamplingRewardLoss`` (deblurzoo.losses) on the log-probabilities it returns.
-``DMPHN`` (``dmphn_arch.py``) is a plain-conv example of all three steps; ``SAPHNet`` the paper's full model.
+``MultiPatchHierarchy`` (``patch_hierarchy.py``) does steps 2 and 3 for a DMPHN-style stack of stages; ``DMPHN``
+(``dmphn_arch.py``) is its plain-conv worked example, ``SAPHNet`` (``saphn_arch.py``) the paper's full model.
 """
 import math
 
@@ -43,7 +50,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from deblurzoo.ops import deform_conv2d
-from .arch_util import check_image_input, crop_to, pad_to_multiple, zero_module
 
 POLICIES = ('uniform', 'sample', 'greedy')
 
@@ -68,6 +74,8 @@ class SampleGrid:
         self.spacing = spacing
         self.lattice = lattice
         self._inverse = None
+        self._plans = {}  # (kernel size, spacing, anchors) -> tap plan (_tap_plan), shared by the level's ops
+        self._lattice = None
 
     @classmethod
     def uniform(cls, batch, size, spacing, device):
@@ -99,6 +107,12 @@ class SampleGrid:
             self._inverse = inv
         return self._inverse
 
+    def lattice_flat(self):
+        """(b, n_u) the uniform lattice of this grid's spacing (anchored at (0, 0), raster order), built once."""
+        if self._lattice is None:
+            self._lattice = SampleGrid.uniform(self.batch, self.size, self.spacing, self.flat.device).flat
+        return self._lattice
+
     def global_index(self, pix):
         """(b, ...) full-resolution pixel indices -> indices into the batch-flattened grid (``b * H * W``)."""
         hw = self.size[0] * self.size[1]
@@ -128,6 +142,7 @@ class LevelMap:
         self.tokens = tokens
         self.grid = grid
         self.fallback = fallback
+        self._full = None
 
     def with_tokens(self, tokens):
         """The same grid and fallback with other tokens (e.g. a block's output)."""
@@ -151,6 +166,13 @@ class LevelMap:
             out = out.index_put((miss, ), self.fallback(gidx[miss]).to(out.dtype))
         return out
 
+    def uniform_tokens(self):
+        """(b, n_u, c) the level's features on its uniform lattice (stride ``spacing`` from pixel (0, 0), raster order),
+        whatever pixels it sampled: a sampled pixel's token, the fallback at the others. On lattices: the tokens."""
+        if self.grid.lattice is not None:
+            return self.tokens
+        return gather_neighbours(self, 1, anchors=self.grid.lattice_flat())[:, :, 0]
+
     def read_pixels(self, y, x):
         """Features at full-resolution integer positions ``y``, ``x`` (b, ...) long; zero outside the image.
 
@@ -158,45 +180,59 @@ class LevelMap:
             Tensor: (b, ..., c).
         """
         h, w = self.grid.size
-        valid = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-        pix = (y.clamp(0, h - 1) * w + x.clamp(0, w - 1))
-        gidx = self.grid.global_index(pix).reshape(-1)
-        valid = valid.reshape(-1)
-        keep = valid.nonzero().squeeze(1)
-        out = self.tokens.new_zeros(gidx.shape[0], self.tokens.shape[2])
-        out = out.index_put((keep, ), self.read(gidx[keep]))
-        return out.view(*y.shape, -1)
+        valid = ((y >= 0) & (y < h) & (x >= 0) & (x < w)).to(self.tokens.dtype)
+        gidx = self.grid.global_index(y.clamp(0, h - 1) * w + x.clamp(0, w - 1))
+        return self.full()[gidx] * valid[..., None]
+
+    def full(self):
+        """(b * H * W, c) the level's features at every full-resolution pixel: its tokens where it sampled, the fallback
+        elsewhere (zero without fallback); built once per map, for reads at arbitrary pixels."""
+        if self._full is None:
+            b, n, c = self.tokens.shape
+            hw = self.grid.size[0] * self.grid.size[1]
+            if self.fallback is None:
+                base = self.tokens.new_zeros(b * hw, c)
+            else:
+                base = self.fallback(torch.arange(b * hw, device=self.tokens.device)).to(self.tokens.dtype)
+            self._full = base.index_copy(0, self.grid.global_index(self.grid.flat).reshape(-1),
+                                         self.tokens.reshape(b * n, c))
+        return self._full
+
+
+class Fallback:
+    """The fallback of a coarser level: ``proj`` (c_finer -> c) of the finer level's encoder features ``finer``
+    (:class:`LevelMap`) at pixels the coarser level did not sample.
+
+    ``fallback(gidx)`` reads it anywhere (the bilinear reads of the pixel-dependent filter): the projection is then
+    computed once for every full-resolution pixel. ``fallback.at(gidx)`` computes it at the pixels ``gidx`` only, once
+    per index tensor (the regular taps of a level's convs share one, see :func:`gather_neighbours`), or reads the
+    whole-image projection when it exists. Levels on lattices never miss and compute neither.
+    """
+
+    def __init__(self, proj, finer):
+        self.proj = proj
+        self.finer = finer
+        self.every = None
+        self.cache = {}
+
+    def __call__(self, gidx):
+        if self.every is None:
+            grid = self.finer.grid
+            every = torch.arange(grid.batch * grid.size[0] * grid.size[1], device=gidx.device)
+            self.every = self.proj(self.finer.read(every))  # (b * H * W, c)
+        return self.every[gidx]
+
+    def at(self, gidx):
+        if self.every is not None:
+            return self.every[gidx]
+        if id(gidx) not in self.cache:
+            self.cache[id(gidx)] = (gidx, self.proj(self.finer.read(gidx)))  # the key's tensor is kept alive
+        return self.cache[id(gidx)][1]
 
 
 def make_fallback(proj, finer):
-    """The fallback of a coarser level: ``proj`` (c_finer -> c) of the finer level's encoder features ``finer``
-    (:class:`LevelMap`) at the pixels the coarser level did not sample.
-
-    The projection is computed once for every full-resolution pixel, on the first read that misses (a level's blocks
-    read the same fallback many times; levels on lattices never miss and never compute it).
-    """
-    cache = []
-
-    def fallback(gidx):
-        if not cache:
-            grid = finer.grid
-            every = torch.arange(grid.batch * grid.size[0] * grid.size[1], device=gidx.device)
-            cache.append(proj(finer.read(every)))  # (b * H * W, c)
-        return cache[0][gidx]
-
-    return fallback
-
-
-def _twice(fallback):
-    """Fallback of ``cat([a, b])`` where both read ``fallback`` at unsampled pixels (the skip-and-merge input)."""
-    if fallback is None:
-        return None
-
-    def both(gidx):
-        value = fallback(gidx)
-        return torch.cat([value, value], dim=1)
-
-    return both
+    """:class:`Fallback` of ``proj`` over ``finer``."""
+    return Fallback(proj, finer)
 
 
 # ------------------------------------------------------------------------------------------------------- gathering
@@ -205,6 +241,41 @@ def _twice(fallback):
 def _taps(kernel_size, device):
     r = torch.arange(kernel_size, device=device) - kernel_size // 2
     return r.repeat_interleave(kernel_size), r.repeat(kernel_size)  # (k*k,) dy, dx in conv-weight order
+
+
+def _tap_plan(grid, kernel_size, anchors, spacing):
+    """Where the regular taps of ``anchors`` (b, n) read on ``grid``, worked out once and cached on the grid (a level's
+    blocks share it): ``rows`` (b * n * k * k,) into ``[tokens (b * n_grid); fallback at the missed pixels; zero]``
+    and ``missed`` (m,), the distinct batch-flattened pixels the grid did not sample."""
+    key = (kernel_size, spacing, id(anchors))
+    plan = grid._plans.get(key)
+    if plan is None or plan[0] is not anchors:
+        h, w = grid.size
+        ty, tx = _taps(kernel_size, anchors.device)
+        y, x = (anchors // w)[..., None] + spacing * ty, (anchors % w)[..., None] + spacing * tx  # (b, n, k*k)
+        valid = ((y >= 0) & (y < h) & (x >= 0) & (x < w)).reshape(-1)
+        gidx = grid.global_index(y.clamp(0, h - 1) * w + x.clamp(0, w - 1)).reshape(-1)
+        rows = grid.inverse()[gidx]
+        miss = valid & (rows < 0)
+        missed, slot = torch.unique(gidx[miss], return_inverse=True)
+        rows[miss] = grid.batch * grid.num + slot
+        rows[~valid] = grid.batch * grid.num + missed.numel()
+        plan = grid._plans[key] = (anchors, rows, missed)
+    return plan[1], plan[2]
+
+
+def _regular_taps(level_map, kernel_size, anchors, spacing):
+    """:func:`gather_neighbours` without offsets: one index into the level's tokens, the fallback at the pixels it did
+    not sample (computed there only) and a zero row (outside the image)."""
+    rows, missed = _tap_plan(level_map.grid, kernel_size, anchors, spacing)
+    b, n, c = level_map.tokens.shape
+    parts = [level_map.tokens.reshape(b * n, c)]
+    if missed.numel():
+        if level_map.fallback is None:
+            raise RuntimeError('a level without fallback was read at pixels it did not sample')
+        parts.append(getattr(level_map.fallback, 'at', level_map.fallback)(missed).to(level_map.tokens.dtype))
+    parts.append(level_map.tokens.new_zeros(1, c))
+    return torch.cat(parts)[rows].view(b, anchors.shape[1], kernel_size * kernel_size, c)
 
 
 def gather_neighbours(level_map, kernel_size, anchors=None, spacing=None, offsets=None):
@@ -230,21 +301,27 @@ def gather_neighbours(level_map, kernel_size, anchors=None, spacing=None, offset
     spacing = grid.spacing if spacing is None else spacing
     w = grid.size[1]
     ay, ax = (anchors // w)[..., None], (anchors % w)[..., None]  # (b, n, 1)
-    ty, tx = _taps(kernel_size, anchors.device)
     if offsets is None:
-        return level_map.read_pixels(ay + spacing * ty, ax + spacing * tx)
+        return _regular_taps(level_map, kernel_size, anchors, spacing)
+    ty, tx = _taps(kernel_size, anchors.device)
     fy = ty.to(offsets.dtype) + offsets[..., 0]  # (b, n, k*k) in lattice units
     fx = tx.to(offsets.dtype) + offsets[..., 1]
     y0, x0 = fy.detach().floor(), fx.detach().floor()
     ly, lx = fy - y0, fx - x0
     y0, x0 = y0.long(), x0.long()
     out = None
-    for dy, wy in ((0, 1 - ly), (1, ly)):
+    for dy, wy in ((0, 1 - ly), (1, ly)):  # one gather per corner from the level's whole map (LevelMap.full)
         for dx, wx in ((0, 1 - lx), (1, lx)):
-            values = level_map.read_pixels(ay + spacing * (y0 + dy), ax + spacing * (x0 + dx))
-            term = values * (wy * wx)[..., None]
+            term = level_map.read_pixels(ay + spacing * (y0 + dy), ax + spacing * (x0 + dx)) * (wy * wx)[..., None]
             out = term if out is None else out + term
     return out
+
+
+def _tap_matmul(taps, weight, bias):
+    """(b, n, k*k, c) taps x conv weight (c_out, c, k, k) -> (b, n, c_out), one matrix product without copying the
+    taps (the small weight is laid out as the taps are: tap-major, then channels)."""
+    out = taps.flatten(2) @ weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t()
+    return out if bias is None else out + bias
 
 
 class TokenConv(nn.Conv2d):
@@ -268,8 +345,7 @@ class TokenConv(nn.Conv2d):
             return out.flatten(2).transpose(1, 2)
         k = self.kernel_size[0]
         taps = gather_neighbours(level_map, k, anchors=target.flat, spacing=grid.spacing)  # (b, n, k*k, c)
-        out = torch.einsum('bnjc,ocj->bno', taps, self.weight.flatten(2))
-        return out if self.bias is None else out + self.bias
+        return _tap_matmul(taps, self.weight, self.bias)
 
 
 def pixel_dependent_filter(level_map, weight, bias, kernel, offsets):
@@ -297,14 +373,18 @@ def pixel_dependent_filter(level_map, weight, bias, kernel, offsets):
         out = deform_conv2d(level_map.dense(), off, weight, bias, padding=(k // 2, k // 2), mask=mask)
         return out.flatten(2).transpose(1, 2)
     taps = gather_neighbours(level_map, k, offsets=offsets) * kernel[..., None]  # (b, n, k*k, c)
-    out = torch.einsum('bnjc,ocj->bno', taps, weight.flatten(2))
-    return out if bias is None else out + bias
+    return _tap_matmul(taps, weight, bias)
 
 
 def scatter_to(finer_tokens, finer_grid, coarse_tokens, coarse_grid):
     """Put ``coarse_tokens`` (b, n_c, c) back at their pixels within the finer level (b, n_f, c); the finer level's
     other pixels keep ``finer_tokens`` (the encoder skip). The coarse grid must be nested in the finer one."""
     b, n, c = finer_tokens.shape
+    if finer_grid.lattice is not None and coarse_grid.lattice is not None:  # a strided write, no index
+        stride = coarse_grid.spacing // finer_grid.spacing
+        out = finer_tokens.reshape(b, *finer_grid.lattice, c).clone()
+        out[:, ::stride, ::stride] = coarse_tokens.reshape(b, *coarse_grid.lattice, c)
+        return out.view(b, n, c)
     rows = finer_grid.inverse()[coarse_grid.global_index(coarse_grid.flat).reshape(-1)]
     if (rows < 0).any():
         raise RuntimeError('scatter_to: the coarse grid is not nested in the finer grid')
@@ -330,15 +410,20 @@ def level_budgets(size, num_levels, sample_ratio=1.0):
 
 
 class PixelSampler(nn.Module):
-    """Probability head and policy: which full-resolution pixels each coarser level samples (paper 003, Eq. 4).
+    """Probability head and policy: which full-resolution pixels each coarser level samples (paper 003, Eqs. 3-4).
 
-    ``P = sigmoid(convs(features))`` is a per-pixel Bernoulli policy over "this pixel is hard to restore". Policies:
-    ``'greedy'`` (inference) takes the top-N pixels by P; ``'sample'`` (training) draws every pixel's decision from P,
-    takes the drawn pixels first (highest P first, topped up by P if fewer than N were drawn) and returns the
-    log-probability of the draws for REINFORCE; ``'uniform'`` returns the lattices (pre-training, and the ablation).
-    Level ``l`` takes the first N_l pixels of one ranking, so the levels are nested. Gradients reach the head only
-    through ``log_prob``; the pixel choice itself is not differentiable.
+    ``P = sigmoid(convs(features))`` is a per-pixel Bernoulli policy over "this pixel is hard to restore". One rule
+    chooses the pixels in training and at test (Sec. 3.1.1: "we select the top N hardest pixel-positions with the
+    highest probabilities in P"): rank the candidate pixels by P and take the first N. The candidates differ only by
+    the draw: ``'greedy'`` (inference, and the baseline) ranks every pixel by P, i.e. the top N by P; ``'sample'``
+    (training, "by sampling from the pixelwise probability distributions P") draws every pixel's decision from P and
+    ranks the drawn pixels first, each group by P -- so more than N drawn pixels keep the N most probable, fewer than N
+    are topped up by P with the most probable undrawn ones. ``'uniform'`` returns the lattices (pre-training, and the
+    ablation). Level ``l`` takes the first N_l pixels of the one ranking, so the levels are nested.
 
+    Gradients reach the head only through ``log_prob`` of the draws (the pixel choice itself is not differentiable).
+    As in the paper, REINFORCE credits the draws only; the ranking by P inside each group is treated as part of the
+    environment (its own dependence on P carries no gradient).
     Args:
         num_in_ch (int): Channels of the features P is computed from.
         num_feat (int): Width of the head's hidden conv. Default: 32.
@@ -394,9 +479,7 @@ class PixelSampler(nn.Module):
             log_prob = -F.binary_cross_entropy_with_logits(logit, drawn.view_as(logit), reduction='none')
             selected = drawn.view_as(logit)
             num_selected = drawn.sum(1).long()
-            # drawn pixels first, each group in random order: which pixels are processed depends on P only through
-            # the draws, so the draws' log-probability carries the whole credit (REINFORCE stays unbiased)
-            score = drawn + torch.rand_like(score)
+            score = 2 * drawn + score  # drawn pixels score 2 + P, the others P: drawn first, each group by P
         else:
             log_prob = torch.zeros_like(prob)
             selected = torch.zeros_like(prob)
@@ -407,219 +490,3 @@ class PixelSampler(nn.Module):
             for level, n in enumerate(budgets, start=1)
         ]
         return grids, dict(prob=prob, log_prob=log_prob, selected=selected, num_selected=num_selected, budget=budget)
-
-
-# ------------------------------------------------------------------------------------------------- encoder-decoder
-
-
-class AdaptiveEncoderDecoder(nn.Module):
-    """An encoder-decoder whose coarser levels live on given grids (uniform lattices or sampled pixels).
-
-    Level 0 works on every pixel; level ``l`` has ``num_feat * 2**l`` channels. Downsampling is a 3x3 conv evaluated at
-    the coarser level's pixels; upsampling projects the coarser tokens, scatters them back among the finer level's
-    pixels (the others keep the encoder skip) and merges with the skip by a 3x3 conv (paper 003, Sec. 3.1).
-
-    Args:
-        num_in_ch (int): Input channels.
-        num_out_ch (int): Output channels.
-        num_feat (int): Level-0 width.
-        num_blocks (Sequence[int]): Blocks per level, in the encoder and again in the decoder.
-        block (callable): ``block(width, level, decoder) -> module`` with ``forward(level_map, enc=None) -> tokens``
-            (``enc``: the encoder's tokens of that level, for decoder blocks).
-        sampled (bool): Whether its coarser levels may be sampled adaptively (builds the skip projections that
-            unsampled pixels read). Default: True.
-    """
-
-    def __init__(self, num_in_ch, num_out_ch, num_feat, num_blocks, block, sampled=True):
-        super().__init__()
-        widths = [num_feat * 2**level for level in range(len(num_blocks))]
-        self.widths = widths
-        self.num_levels = len(widths)
-        self.conv_in = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)
-        levels = list(enumerate(zip(widths, num_blocks)))
-        self.encoders = nn.ModuleList(nn.ModuleList(block(c, lvl, False) for _ in range(n)) for lvl, (c, n) in levels)
-        self.decoders = nn.ModuleList(nn.ModuleList(block(c, lvl, True) for _ in range(n)) for lvl, (c, n) in levels)
-        self.down = nn.ModuleList(TokenConv(widths[i], widths[i + 1]) for i in range(self.num_levels - 1))
-        self.sampled = sampled
-        if sampled:
-            self.skip_proj = nn.ModuleList(nn.Linear(widths[i], widths[i + 1]) for i in range(self.num_levels - 1))
-        self.up = nn.ModuleList(nn.Linear(widths[i + 1], widths[i]) for i in range(self.num_levels - 1))
-        self.merge = nn.ModuleList(TokenConv(2 * widths[i], widths[i]) for i in range(self.num_levels - 1))
-        self.act = nn.LeakyReLU(0.2, inplace=True)
-        self.conv_out = zero_module(nn.Conv2d(num_feat, num_out_ch, 3, padding=1))  # a stage starts as identity
-
-    def encode(self, x, grids, skip=None):
-        """Encoder. ``x`` (b, c_in, H, W); ``grids`` the SampleGrids of levels 1..L-1; ``skip`` optional (b, c0, H, W)
-        added to the level-0 features (the lower stage's, DMPHN-style). Returns the LevelMaps of every level."""
-        b, _, h, w = x.shape
-        if len(grids) != self.num_levels - 1:
-            raise ValueError(f'expected {self.num_levels - 1} grids, got {len(grids)}')
-        feat = self.act(self.conv_in(x))
-        if skip is not None:
-            feat = feat + skip
-        level_map = LevelMap(feat.flatten(2).transpose(1, 2), SampleGrid.uniform(b, (h, w), 1, x.device))
-        maps = []
-        for level, blocks in enumerate(self.encoders):
-            if level:
-                finer, grid = maps[-1], grids[level - 1]
-                tokens = self.act(self.down[level - 1](finer, anchors=grid))
-                if self.sampled:
-                    level_map = LevelMap(tokens, grid, make_fallback(self.skip_proj[level - 1], finer))
-                elif grid.lattice is None:
-                    raise ValueError('this encoder-decoder was built with sampled=False and takes uniform grids only')
-                else:
-                    level_map = LevelMap(tokens, grid)
-            for blk in blocks:
-                level_map = level_map.with_tokens(blk(level_map))
-            maps.append(level_map)
-        return maps
-
-    def decode(self, maps, bottleneck=None):
-        """Decoder from the encoder's LevelMaps (``bottleneck`` replaces the deepest tokens, e.g. after cross-stage
-        attention). Returns (output (b, c_out, H, W), level-0 features (b, c0, H, W))."""
-        level_map = maps[-1] if bottleneck is None else maps[-1].with_tokens(bottleneck)
-        for level in reversed(range(self.num_levels)):
-            enc = maps[level]
-            if level < self.num_levels - 1:
-                up = scatter_to(enc.tokens, enc.grid, self.up[level](level_map.tokens), level_map.grid)
-                merged = self.merge[level](LevelMap(torch.cat([up, enc.tokens], dim=2), enc.grid, _twice(enc.fallback)))
-                level_map = enc.with_tokens(self.act(merged))
-            for blk in self.decoders[level]:
-                level_map = level_map.with_tokens(blk(level_map, enc=enc.tokens))
-        feat = level_map.dense()
-        return self.conv_out(feat), feat
-
-
-# --------------------------------------------------------------------------------------------- multi-patch hierarchy
-
-PATCHES = (4, 2, 1)  # patches per stage, bottom to top (DMPHN 1-2-4)
-_LAYOUT = {1: (1, 1), 2: (2, 1), 4: (2, 2)}  # patches -> (rows, cols)
-
-
-def split_patches(x, num):
-    """(b, c, h, w) -> (num * b, c, h / rows, w / cols), patches ordered (row, col, image)."""
-    rows, cols = _LAYOUT[num]
-    b, c, h, w = x.shape
-    x = x.view(b, c, rows, h // rows, cols, w // cols).permute(2, 4, 0, 1, 3, 5)
-    return x.reshape(num * b, c, h // rows, w // cols)
-
-
-def merge_patches(x, num):
-    """Inverse of :func:`split_patches`."""
-    rows, cols = _LAYOUT[num]
-    nb, c, h, w = x.shape
-    b = nb // num
-    x = x.view(rows, cols, b, c, h, w).permute(2, 3, 0, 4, 1, 5)
-    return x.reshape(b, c, rows * h, cols * w)
-
-
-def pair_patch_tokens(tokens, num):
-    """Tokens of ``num`` patches (num * b, n, c) -> those of the ``num // 2`` patches above them (num // 2 * b, 2n, c):
-    each upper patch gets the tokens of the two lower patches it covers (for cross-stage attention)."""
-    nb, n, c = tokens.shape
-    b = nb // num
-    half = num // 2
-    return tokens.view(half, 2, b, n, c).permute(0, 2, 1, 3, 4).reshape(half * b, 2 * n, c)
-
-
-class MultiPatchHierarchy(nn.Module):
-    """Three encoder-decoder stages on 4, 2 and 1 patches; each stage refines the previous estimate residually.
-
-    Subclasses give the block factory (``__init__`` builds ``self.stages``, three :class:`AdaptiveEncoderDecoder`, and
-    ``self.samplers``, two :class:`PixelSampler` for stages 2 and 3 or None for uniform sampling) and may set
-    ``self.cross_stage`` (two modules ``(tokens, source) -> tokens`` mixing the lower stage's bottleneck into the upper
-    one's). Stage ``s > 1`` receives the previous estimate as input, the previous stage's level-0
-    features as a skip (added, as in DMPHN) and, when adaptive, samples its pixels from a probability map computed on
-    those features.
-
-    ``forward(x, policy=None)``: ``policy`` is 'uniform', 'sample' or 'greedy' for the sampled stages; None means
-    'sample' in training mode and 'greedy' in eval mode ('uniform' always for uniform nets). In eval mode the net
-    returns the image; in training mode ``(image, aux)`` with ``aux['stage_outputs']`` (the earlier stages' estimates
-    when ``stage_supervision``) and ``aux['sampling']`` (per sampled stage: ``prob``, ``log_prob`` (b, 1, H, W),
-    ``num_selected``, ``budget`` (b,)). ``return_masks=True`` adds, per stage, the (b, 1, H, W) masks of the pixels each
-    coarser level processed.
-    """
-
-    multiple = 8  # two patch splits, then two stride-2 levels
-
-    def __init__(self, num_in_ch, num_feat, num_blocks, block, stage_supervision, sampling, sample_ratio,
-                 sampler_feat):
-        """Builds the three stages from ``block`` (see :class:`AdaptiveEncoderDecoder`) and, for
-        ``sampling='adaptive'``, the probability heads of stages 2 and 3; ``cross_stage`` is left to subclasses."""
-        super().__init__()
-        if sampling not in ('adaptive', 'uniform'):
-            raise ValueError(f"sampling must be 'adaptive' or 'uniform', got '{sampling}'")
-        adaptive = sampling == 'adaptive'
-        num_blocks = tuple(num_blocks)
-        self.num_in_ch = num_in_ch
-        self.stage_supervision = stage_supervision
-        self.stages = nn.ModuleList(
-            AdaptiveEncoderDecoder(num_in_ch, num_in_ch, num_feat, num_blocks, block, sampled=stage > 0 and adaptive)
-            for stage in range(3))
-        self.samplers = nn.ModuleList(
-            PixelSampler(num_feat, sampler_feat, len(num_blocks), sample_ratio) for _ in range(2)) if adaptive else None
-        self.cross_stage = None
-
-    @property
-    def adaptive(self):
-        return self.samplers is not None
-
-    def _policy(self, policy):
-        if not self.adaptive:
-            if policy not in (None, 'uniform'):
-                raise ValueError(f"policy '{policy}' needs adaptive sampling; this net samples uniformly")
-            return 'uniform'
-        if policy is None:
-            return 'sample' if self.training else 'greedy'
-        if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got '{policy}'")
-        return policy
-
-    def _grids(self, stage, feat, num, policy):
-        """Grids of ``stage``'s patches and the sampling record (None for uniform stages)."""
-        if stage == 0 or policy == 'uniform':
-            return None, None
-        b = feat.shape[0]
-        sampler = self.samplers[stage - 1]
-        logit_full = sampler.head(feat)  # on the whole image: patch borders are not image borders
-        grids, info = sampler.choose(split_patches(logit_full, num), policy)
-        info = dict(
-            prob=merge_patches(info['prob'], num),
-            log_prob=merge_patches(info['log_prob'], num),
-            selected=merge_patches(info['selected'], num),
-            num_selected=info['num_selected'].view(num, b).sum(0),
-            budget=info['budget'].view(num, b).sum(0))
-        return grids, info
-
-    def forward(self, x, policy=None, return_masks=False):
-        check_image_input(x, self.num_in_ch, type(self).__name__)
-        policy = self._policy(policy)
-        x, size = pad_to_multiple(x, self.multiple)
-        estimate, feat, bottleneck = x, None, None
-        outputs, sampling, masks = [], [], []
-        for stage, (net, num) in enumerate(zip(self.stages, PATCHES)):
-            inp = split_patches(estimate, num)
-            grids, info = self._grids(stage, feat, num, policy)
-            if grids is None:
-                grids = [
-                    SampleGrid.uniform(inp.shape[0], inp.shape[-2:], 2**level, x.device)
-                    for level in range(1, net.num_levels)
-                ]
-            else:
-                sampling.append({k: crop_to(v, size) if v.dim() == 4 else v for k, v in info.items()})
-            maps = net.encode(inp, grids, None if feat is None else split_patches(feat, num))
-            tokens = maps[-1].tokens
-            if bottleneck is not None and self.cross_stage is not None:
-                tokens = self.cross_stage[stage - 1](tokens, pair_patch_tokens(bottleneck, num * 2))
-            residual, level0 = net.decode(maps, tokens)
-            estimate = estimate + merge_patches(residual, num)
-            feat, bottleneck = merge_patches(level0, num), tokens
-            outputs.append(estimate)
-            if return_masks:
-                masks.append([crop_to(merge_patches(grid.mask(), num), size) for grid in grids])
-        out = crop_to(estimate, size)
-        if not self.training:
-            return (out, masks) if return_masks else out
-        earlier = [crop_to(o, size) for o in outputs[:-1]] if self.stage_supervision else []
-        aux = dict(stage_outputs=earlier, sampling=sampling)
-        return (out, aux, masks) if return_masks else (out, aux)

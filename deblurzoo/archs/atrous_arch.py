@@ -98,7 +98,7 @@ class AtrousNet(nn.Module):
         self.tail = nn.Sequential(ScaledConv2d(in_ch, num_feat, 3), leaky_relu())
         self.out = ScaledConv2d(num_feat, num_out_ch, 3).zero_()
 
-    def forward(self, x):
+    def forward(self, x, return_aux=False):
         check_image_input(x, self.num_in_ch, type(self).__name__)
         x_pad, size = pad_to_multiple(x, self.multiple, min_size=self.min_size)
         inp = x_pad * 2 - 1  # the net works on images in [-1, 1]
@@ -111,4 +111,5 @@ class AtrousNet(nn.Module):
         for up, skip in zip(self.ups, reversed(skips)):
             feat = up(torch.cat([feat, skip], 1))
         out = inp + self.out(self.tail(feat))
-        return crop_to((out + 1) / 2, size)
+        out = crop_to((out + 1) / 2, size)
+        return (out, {}) if return_aux else out  # no auxiliary outputs

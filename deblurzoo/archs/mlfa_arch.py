@@ -97,7 +97,7 @@ class MLFANet(nn.Module):
                              f'got {shape}')
         return x
 
-    def forward(self, x):
+    def forward(self, x, return_aux=False):
         x = self._frames(x)
         b, t = x.shape[:2]
         x_pad, size = pad_to_multiple(x, self.multiple, min_size=self.min_size)
@@ -114,4 +114,5 @@ class MLFANet(nn.Module):
             fused = self.fusions[level](weighted.flatten(1, 2))
             net = fused if net is None else fused + self.ups[level](net)
         out = inp[:, self.center] + self.out(net)
-        return crop_to((out + 1) / 2, size)
+        out = crop_to((out + 1) / 2, size)
+        return (out, {}) if return_aux else out  # no auxiliary outputs

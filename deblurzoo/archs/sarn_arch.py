@@ -262,11 +262,12 @@ class SARN(nn.Module):
         self.body = _SARNBody(num_in_ch, num_out_ch, num_feat, num_block, num_drm, with_sa, sa_reduction, sa_kv_size,
                               dcn_backend)
 
-    def forward(self, x):
+    def forward(self, x, return_aux=False):
         """(b, c, h, w) blurry -> (b, c, h, w) restored; any h and w (padded inside to a multiple of 4)."""
         check_image_input(x, self.num_in_ch, 'SARN')
         x_pad, size = pad_to_multiple(x, 4)
-        return crop_to(x_pad + self.body.decode(*self.body.encode(x_pad)), size)
+        out = crop_to(x_pad + self.body.decode(*self.body.encode(x_pad)), size)
+        return (out, {}) if return_aux else out  # no auxiliary outputs
 
 
 def check_clip_input(x, num_frame, name, num_ch=3):
@@ -306,12 +307,13 @@ class SARNMulti(nn.Module):
         self.body = _SARNBody(num_in_ch * num_frame, num_out_ch, num_feat, num_block, num_drm, with_sa, sa_reduction,
                               sa_kv_size, dcn_backend)
 
-    def forward(self, x):
+    def forward(self, x, return_aux=False):
         """(b, num_frame, c, h, w) -> (b, c, h, w), the centre frame restored."""
         check_clip_input(x, self.num_frame, 'SARNMulti', self.num_in_ch)
         x_pad, size = pad_to_multiple(x, 4)
         centre = x_pad[:, self.num_frame // 2]
-        return crop_to(centre + self.body.decode(*self.body.encode(x_pad.flatten(1, 2))), size)
+        out = crop_to(centre + self.body.decode(*self.body.encode(x_pad.flatten(1, 2))), size)
+        return (out, {}) if return_aux else out  # no auxiliary outputs
 
 
 @ARCH_REGISTRY.register()
@@ -416,10 +418,11 @@ class SARNRecurrent(nn.Module):
             window.popleft()
             yield out
 
-    def forward(self, x):
+    def forward(self, x, return_aux=False):
         """(b, t, c, h, w) blurry clip -> (b, t, c, h, w) restored clip (any t >= 1, any h and w)."""
         check_clip_input(x, None, 'SARNRecurrent', self.num_in_ch)
-        return torch.stack(list(self.stream(x.unbind(1))), 1)
+        out = torch.stack(list(self.stream(x.unbind(1))), 1)
+        return (out, {}) if return_aux else out  # no auxiliary outputs
 
 
 class SARNState:

@@ -86,9 +86,9 @@ class SVDN(nn.Module):
         dcn_backend (str | None): Deformable-conv backend ('torchvision', 'pytorch', 'mmcv'); None: deblurzoo's
             default (``DEBLURZOO_DCN_BACKEND`` or the fastest exact one). Default: None.
 
-    In training mode (``net.train()``) with ``deform=True`` the forward returns ``(output, offset1)`` -- DCN1's
-    sampling offsets (b, 2 * k * k, h/2, w/2) in torchvision's (dy, dx) layout, at half resolution -- for
-    :class:`~deblurzoo.losses.position_loss.PositionLoss`; otherwise only the output (b, 3, h, w).
+    ``net(x)`` returns the output (b, 3, h, w) in every mode; ``net(x, return_aux=True)`` returns ``(output, aux)``,
+    with ``deform=True`` ``aux['offsets']`` DCN1's sampling offsets (b, 2 * k * k, h/2, w/2) in torchvision's (dy, dx)
+    layout, at half resolution, for :class:`~deblurzoo.losses.position_loss.PositionLoss` (else ``aux`` is empty).
     """
 
     protocol = ArchProtocol('image')
@@ -124,7 +124,7 @@ class SVDN(nn.Module):
             zero_module(self.neck.conv_ow1)
             zero_module(self.neck.conv_ow2[-1])
 
-    def forward(self, x):
+    def forward(self, x, return_aux=False):
         check_image_input(x, self.num_in_ch, 'SVDN')
         x_pad, size = pad_to_multiple(x, 2)
         feat = self.backbone(x_pad)
@@ -135,6 +135,6 @@ class SVDN(nn.Module):
         else:
             feat = self.neck(feat)
         out = crop_to(x_pad + self.conv_last(self.upsample(feat)), size)
-        if self.training and offset is not None:
-            return out, offset
+        if return_aux:
+            return out, ({} if offset is None else {'offsets': offset})
         return out

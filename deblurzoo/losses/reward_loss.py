@@ -2,15 +2,21 @@
 
 Each pixel of the probability map is an agent (all share the head's weights) that decides "hard to restore: sample
 me". Its reward is pixelwise: ``r = -lambda1 * sum over the stage outputs of |output - gt|`` at that pixel (mean over
-channels), minus ``lambda2`` when the policy drew more pixels than the budget. Given the drawn decisions
-(``selected``), the penalty goes to the agents that selected themselves: a penalty shared by every pixel of the image
-is a constant advantage for each of them and, per pixel, carries no gradient in expectation (the policy then drifts to
-drawing every pixel); without ``selected`` it applies to the whole image as written in the paper. The loss is the
-REINFORCE surrogate ``-(r - b) * log p(decisions)``, averaged over pixels; the advantage ``r - b`` is a constant
-(no gradient reaches the deblurring network through it), so only the head learns from this loss, through the
-log-probability. Baselines ``b`` reduce the variance: ``'greedy'`` the reward of the top-N choice (self-critical,
-computed by the training model from a second forward), ``'mean'`` the batch's mean reward per pixel position, or
-``'none'``.
+channels), minus ``lambda2`` when the policy drew more pixels than the budget (Eq. 5).
+
+Who pays the budget penalty (``budget_penalty``):
+- ``'image'``: every pixel of an image that drew too many, as Eq. 5 is written. Its policy gradient is not zero -- the
+  penalty depends on every pixel's draw through the count -- but it is small and noisy: a pixel's draw changes the
+  count by one, and its credit is the image's whole indicator, shared by all H x W agents.
+- ``'drawn'`` (default, a design choice of ours): only the pixels that drew themselves pay it. Each drawn pixel then
+  gets a direct signal "drawing cost lambda2", which keeps the number drawn near the budget (the image-wide form lets
+  the policy drift towards drawing every pixel).
+
+The loss is the REINFORCE surrogate ``-(r - b) * log p(decisions)``, averaged over pixels; the advantage ``r - b`` is
+a constant (no gradient reaches the deblurring network through it) and the sampler computes its probabilities from
+detached features, so only the sampler learns from this loss (Eq. 6), through the log-probability. Baselines ``b``
+reduce the variance: ``'greedy'`` the reward of the top-N choice (self-critical, computed by the training model from a
+second forward), ``'mean'`` the batch's mean reward per pixel position, or ``'none'``.
 """
 import torch
 from torch import nn
@@ -18,6 +24,7 @@ from torch import nn
 from basicsr.utils.registry import LOSS_REGISTRY
 
 BASELINES = ('greedy', 'mean', 'none')
+BUDGET_PENALTIES = ('drawn', 'image')
 
 
 def reward_map(outputs, target, lambda_pixel):
@@ -38,14 +45,20 @@ class AdaptiveSamplingRewardLoss(nn.Module):
         lambda_pixel (float): lambda1, weight of the pixelwise L1 in the reward. Default: 1.0.
         lambda_budget (float): lambda2, penalty when more pixels were drawn than the budget. Default: 0.1.
         baseline (str): 'greedy', 'mean' or 'none'. Default: 'greedy'.
+        budget_penalty (str): Who pays the budget penalty: 'drawn' (the drawn pixels) or 'image' (every pixel, Eq. 5
+            as written); see the module docstring. Default: 'drawn'.
     """
 
     signed = True  # not a distance: negative values are normal
 
-    def __init__(self, loss_weight=1.0, lambda_pixel=1.0, lambda_budget=0.1, baseline='greedy'):
+    def __init__(self, loss_weight=1.0, lambda_pixel=1.0, lambda_budget=0.1, baseline='greedy', budget_penalty='drawn'):
         super().__init__()
         if baseline not in BASELINES:
             raise ValueError(f"AdaptiveSamplingRewardLoss: baseline must be one of {BASELINES}, got '{baseline}'")
+        if budget_penalty not in BUDGET_PENALTIES:
+            raise ValueError(f'AdaptiveSamplingRewardLoss: budget_penalty must be one of {BUDGET_PENALTIES}, '
+                             f"got '{budget_penalty}'")
+        self.budget_penalty = budget_penalty
         self.loss_weight = loss_weight
         self.lambda_pixel = lambda_pixel
         self.lambda_budget = lambda_budget
@@ -56,7 +69,7 @@ class AdaptiveSamplingRewardLoss(nn.Module):
         reward = reward_map(outputs, target, self.lambda_pixel)
         if num_selected is not None and budget is not None:
             over = (num_selected > budget).to(reward.dtype).view(-1, 1, 1, 1)
-            penalty = over if selected is None else over * selected
+            penalty = over if selected is None or self.budget_penalty == 'image' else over * selected
             reward = reward - self.lambda_budget * penalty
         return reward
 
@@ -68,8 +81,9 @@ class AdaptiveSamplingRewardLoss(nn.Module):
             target (Tensor): (b, c, H, W) sharp image.
             num_selected (Tensor | None): (b,) pixels drawn. Default: None (no budget penalty).
             budget (Tensor | None): (b,) pixels the level may take.
-            selected (Tensor | None): (b, 1, H, W) the drawn decisions (1 = drawn); with it the budget penalty goes to
-                the drawn pixels only (see the module docstring). Default: None.
+            selected (Tensor | None): (b, 1, H, W) the drawn decisions (1 = drawn); with it and
+                ``budget_penalty='drawn'`` the penalty goes to the drawn pixels only, without it to every pixel.
+                Default: None.
             baseline_outputs (Tensor | list[Tensor] | None): The same outputs from the greedy choice (required by
                 ``baseline='greedy'``; the greedy choice never exceeds the budget).
 

@@ -4,8 +4,10 @@
 test-time inference); :class:`DeblurModel` is it on ``SRModel``, ``VideoDeblurModel`` on ``VideoRecurrentModel``.
 
 Differences from ``SRModel`` (and only these):
-- nets may return ``(output, *aux)`` in training mode (multi-stage outputs, deformable offsets, ...); the first item is
-  the image, subclasses turn ``aux`` into extra losses in :meth:`DeblurModel.compute_losses`;
+- every deblurzoo arch returns the image from ``net(x)`` in every mode, and ``(image, aux)`` from
+  ``net(x, return_aux=True)``, ``aux`` a dict of named auxiliary outputs (multi-stage outputs, deformable offsets, ...;
+  empty for archs with none); the training forward asks for it and subclasses turn ``aux`` into extra losses in
+  :meth:`DeblurTraining.compute_losses`;
 - a ``flow`` tensor in the batch is kept (``self.flow``) for flow-supervised losses;
 - losses may return a tensor or BasicSR's ``(perceptual, style)`` tuple; clips (b, t, c, h, w) are scored as b * t
   images;
@@ -57,10 +59,12 @@ OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch
 
 
 def split_output(out):
-    """``net(x)`` -> (image, aux tuple): nets may return the image alone or ``(image, *aux)``."""
+    """(image, aux dict) from what a net returned: ``(image, aux)`` (``net(x, return_aux=True)``) or the image alone
+    (aux empty)."""
     if isinstance(out, (tuple, list)):
-        return out[0], tuple(out[1:])
-    return out, ()
+        image, aux = out
+        return image, aux
+    return out, {}
 
 
 def _with_type(opt, key, table):
@@ -132,7 +136,7 @@ class DeblurTraining:
         """Loss terms of one training step as an ordered dict of scalar tensors (summed for the backward pass).
 
         Args:
-            aux (tuple): What the net returned after the image (empty for single-output nets).
+            aux (dict): The net's auxiliary outputs (``net(x, return_aux=True)``; empty for archs with none).
         """
         losses = OrderedDict()
         if self.cri_pix:
@@ -154,8 +158,8 @@ class DeblurTraining:
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
         with self.amp.autocast():
-            self.output, aux = split_output(self.net_g(self.lq, **self.train_forward_kwargs(current_iter)))
-        self.output, aux = to_float32((self.output, aux))  # losses in float32
+            out = self.net_g(self.lq, return_aux=True, **self.train_forward_kwargs(current_iter))
+        self.output, aux = split_output(to_float32(out))  # losses in float32
         loss_dict = self.compute_losses(aux)
         total = sum(loss_dict.values())
         self.amp.backward(total)

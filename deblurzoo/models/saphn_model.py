@@ -43,11 +43,10 @@ class SAPHNetModel(DeblurModel):
 
     def compute_losses(self, aux):
         losses = super().compute_losses(aux)
-        extra = aux[0] if aux else {}
         if self.cri_pix:
-            for i, out in enumerate(extra.get('stage_outputs', []), start=1):
+            for i, out in enumerate(aux.get('stage_outputs', []), start=1):
                 losses[f'l_pix_stage{i}'] = self.cri_pix(out, self.gt)
-        losses.update(self._reward_losses(extra))
+        losses.update(self._reward_losses(aux))
         return losses
 
     def _reward_losses(self, aux):
@@ -60,7 +59,8 @@ class SAPHNetModel(DeblurModel):
         if self.cri_reward.baseline == 'greedy':
             net = self.get_bare_model(self.net_g)
             with torch.no_grad():
-                greedy_out, greedy_aux = net(self.lq, policy='greedy')
+                # stage 1 samples uniformly in both passes: the sampled pass's is reused
+                greedy_out, greedy_aux = net(self.lq, policy='greedy', return_aux=True, stage1=aux['stage1'])
             baseline = list(greedy_aux.get('stage_outputs', [])) + [greedy_out]
         losses = {}
         for i, record in enumerate(sampling):

@@ -2,7 +2,7 @@
 
 ``L = 0.5 * MSE + 0.01 * perceptual + 1e-4 * position`` with the paper's weights set in ``options/train_svdn_*.yml``
 (``pixel_opt``, ``perceptual_opt``, ``position_opt``). The position loss compares DCN1's sampling offsets (returned
-by the arch in training mode) with the bi-directional flows the dataset provides (``use_flow: true``).
+by the arch in ``aux['offsets']``) with the bi-directional flows the dataset provides (``use_flow: true``).
 """
 from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -28,11 +28,11 @@ class SVDNModel(DeblurModel):
     def compute_losses(self, aux):
         losses = super().compute_losses(aux)
         if self.cri_position is not None:
-            if not aux:
+            if 'offsets' not in aux:
                 raise ValueError('train.position_opt is set but the network returned no deformable offsets '
                                  '(SVDN with deform: false has none); remove position_opt or enable deform')
             if getattr(self, 'flow', None) is None:
                 raise ValueError("train.position_opt is set but the training batch has no 'flow' "
                                  '(datasets.train.use_flow must be true)')
-            losses['l_position'] = self.cri_position(aux[0], self.flow)
+            losses['l_position'] = self.cri_position(aux['offsets'], self.flow)
         return losses

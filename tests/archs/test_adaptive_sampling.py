@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from deblurzoo.archs.adaptive_sampling import (LevelMap, PixelSampler, SampleGrid, TokenConv, level_budgets,
-                                               make_fallback, merge_patches, pair_patch_tokens, pixel_dependent_filter,
-                                               scatter_to, split_patches)
+                                               make_fallback, pixel_dependent_filter, scatter_to)
+from deblurzoo.archs.patch_hierarchy import merge_patches, pair_patch_tokens, split_patches
 
 
 def _as_sampled(grid):
@@ -78,10 +78,11 @@ def test_grid_inverse_mask_and_reads():
     got = level.read_pixels(y, x)[..., 0]
     # (0,0) sampled -> 0; (1,1)=5 sampled -> 1; outside -> 0; (0,3)=3 sampled in image 1 -> 4; (2,3)=11 -> 5; outside
     assert got.tolist() == [[0.0, 1.0, 0.0], [4.0, 5.0, 0.0]]
-    assert not fallback_calls
     got = level.read_pixels(torch.tensor([[2], [0]]), torch.tensor([[2], [0]]))  # (2,2)=10 and (0,0)=0: not sampled
     assert got[..., 0].tolist() == [[-1.0], [-1.0]]
-    assert fallback_calls[0].tolist() == [10, 12]  # batch-flattened pixel indices
+    # reads at any pixel go through the level's whole map, built once: the fallback read at every batch-flattened pixel
+    assert len(fallback_calls) == 1 and fallback_calls[0].tolist() == list(range(24))
+    assert level.read(torch.tensor([5, 13])).flatten().tolist() == [1.0, -1.0]  # read: the tokens, fallback if missed
 
 
 def test_scatter_then_read_round_trips():
@@ -147,6 +148,10 @@ def test_sampler_budgets_nesting_and_policies(ratio):
     assert [g.lattice for g in grids] == [(8, 6), (4, 3)]
 
 
+def _largest(values):
+    return torch.cat([values, values.new_zeros(1)]).max()
+
+
 def test_sampled_log_prob_is_the_bernoulli_log_likelihood():
     torch.manual_seed(0)
     sampler = PixelSampler(2, 4, num_levels=2)
@@ -160,11 +165,19 @@ def test_sampled_log_prob_is_the_bernoulli_log_likelihood():
     expected = drawn * torch.log(p) + (1 - drawn) * torch.log(1 - p)
     torch.testing.assert_close(info['log_prob'], expected, rtol=1e-5, atol=1e-6)
     assert info['num_selected'].tolist() == drawn.flatten(1).sum(1).long().tolist()
-    # drawn pixels are taken first (as many as the budget allows)
+    # one rule (Sec. 3.1.1): rank the drawn pixels first, each group by P, and take the first N -- more than N drawn
+    # keep the N most probable, fewer are topped up by P
+    prob = p.flatten(1)
     for i in range(2):
-        chosen = set(grids[0].flat[i].tolist())
-        drawn_pixels = set(drawn[i].flatten().nonzero().squeeze(1).tolist())
-        assert drawn_pixels <= chosen or chosen <= drawn_pixels
+        chosen = torch.zeros(36, dtype=torch.bool)
+        chosen[grids[0].flat[i]] = True
+        is_drawn = drawn[i].flatten().bool()
+        if is_drawn.sum() >= grids[0].num:
+            assert not (chosen & ~is_drawn).any()
+            assert prob[i][chosen].min() >= _largest(prob[i][is_drawn & ~chosen])
+        else:
+            assert not (is_drawn & ~chosen).any()
+            assert prob[i][chosen & ~is_drawn].min() >= _largest(prob[i][~is_drawn & ~chosen])
 
 
 def test_sampler_rejects_unknown_policy():

@@ -8,9 +8,11 @@ from basicsr.archs import build_network
 from deblurzoo.archs.svdn_arch import SVDN
 
 
-def test_training_mode_returns_dcn1_offsets_at_half_resolution():
+def test_aux_returns_dcn1_offsets_at_half_resolution():
     net = SVDN(num_feat=8, num_conv=1).train()
-    out, offset = net(torch.rand(2, 3, 37, 53))
+    assert torch.is_tensor(net(torch.rand(1, 3, 16, 16)))  # the image alone unless aux is asked for
+    out, aux = net(torch.rand(2, 3, 37, 53), return_aux=True)
+    offset = aux['offsets']
     assert out.shape == (2, 3, 37, 53)
     assert offset.shape == (2, 2 * 25, 19, 27)  # 25 sampling points of the 5x5 DCN1, (dy, dx) each
     assert torch.count_nonzero(offset) == 0  # offset predictors start at the regular grid

@@ -56,11 +56,12 @@ def test_table2_columns_build_what_they_say(column, switches, rates, num_dcn):
     assert _dilations(net) == rates
     dcns = [m for m in net.modules() if isinstance(m, ModulatedDeformConv)]
     assert len(dcns) == num_dcn
-    out = net(torch.rand(1, 3, 16, 16))
+    out, aux = net(torch.rand(1, 3, 16, 16), return_aux=True)
     if num_dcn:  # DCN1's offsets come back for the position loss (the OG-training column): 25 sampling points each
         assert all(m.weight.shape[-2:] == (5, 5) for m in dcns)
-        out, offset = out
-        assert offset.shape[1] == 2 * 25
+        assert aux['offsets'].shape[1] == 2 * 25
+    else:
+        assert aux == {}
     assert out.shape == (1, 3, 16, 16)
 
 

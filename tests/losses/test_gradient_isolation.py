@@ -14,14 +14,13 @@ cannot pass by training nothing). A newly registered loss without a case fails `
 Each case was checked to fail when its isolation is broken (VGG parameters left trainable; DCN2's offsets returned
 for the position loss; the reward loss fails on samplers fed undetached features).
 """
-import inspect
 
 import pytest
 import torch
 
 import deblurzoo  # noqa: F401  (registers everything)
 from basicsr.archs import build_network
-from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY
+from basicsr.utils.registry import LOSS_REGISTRY
 from deblurzoo.losses.perceptual_loss import VGGPerceptualLoss
 from deblurzoo.losses.position_loss import PositionLoss
 from deblurzoo.losses.reward_loss import AdaptiveSamplingRewardLoss
@@ -31,16 +30,6 @@ from net_util import perturbed
 def deblurzoo_losses():
     """Names of the losses deblurzoo registers (read from the registry, so a new loss is picked up)."""
     return sorted(name for name, cls in LOSS_REGISTRY._obj_map.items() if cls.__module__.startswith('deblurzoo.'))
-
-
-def training_forward(net, x, **kwargs):
-    """``(image, aux)`` of a training forward: ``net(x, return_aux=True)`` where the arch takes it, else the tuple the
-    arch returns in training mode (image first)."""
-    if 'return_aux' in inspect.signature(net.forward).parameters:
-        return net(x, return_aux=True, **kwargs)
-    out = net(x, **kwargs)
-    assert isinstance(out, tuple) and len(out) == 2, f'{type(net).__name__} returned no auxiliary outputs in training'
-    return out
 
 
 def _perceptual():
@@ -57,8 +46,8 @@ def _perceptual():
 def _position():
     torch.manual_seed(0)
     net = perturbed(build_network(dict(type='SVDN', num_feat=8, num_conv=1))).train()
-    _, aux = training_forward(net, torch.rand(1, 3, 16, 16))
-    offset = aux if torch.is_tensor(aux) else aux['offset']
+    _, aux = net(torch.rand(1, 3, 16, 16), return_aux=True)
+    offset = aux['offsets']
     flow = 3 * torch.randn(1, 4, 16, 16)
     loss = PositionLoss(loss_weight=1.0, margin=0.0)(offset, flow)
     feeds_offsets = ('backbone.', 'neck.conv_ow1.')  # DCN1's offsets = conv_ow1(blur feature of the backbone)
@@ -67,12 +56,10 @@ def _position():
 
 def _reward():
     torch.manual_seed(0)
-    # the blocks-per-level key is being renamed num_blocks -> num_block (BasicSR's vocabulary); take whichever exists
-    blocks = [k for k in ('num_block', 'num_blocks') if k in inspect.signature(ARCH_REGISTRY.get('SAPHNet')).parameters]
-    net = build_network({'type': 'SAPHNet', 'num_feat': 4, blocks[0]: (1, 1, 1), 'sampler_feat': 4})
+    net = build_network({'type': 'SAPHNet', 'num_feat': 4, 'num_block': (1, 1, 1), 'sampler_feat': 4})
     net = perturbed(net, scale=0.05).train()
     gt = torch.rand(1, 3, 16, 16)
-    out, aux = training_forward(net, torch.rand(1, 3, 16, 16), policy='sample')
+    out, aux = net(torch.rand(1, 3, 16, 16), policy='sample', return_aux=True)
     outputs = list(aux['stage_outputs']) + [out]
     loss_fn = AdaptiveSamplingRewardLoss(baseline='none')
     sampling = aux['sampling']
@@ -88,9 +75,6 @@ CASES = {
     'PositionLoss': _position,
     'AdaptiveSamplingRewardLoss': _reward,
 }
-MARKS = {
-    'AdaptiveSamplingRewardLoss': pytest.mark.xfail(strict=True, reason='sampler input not detached yet'),
-}
 
 
 @pytest.mark.parametrize('name', deblurzoo_losses())
@@ -99,7 +83,7 @@ def test_every_loss_declares_a_case(name):
                            f'CASES in {__file__} saying which parameters it may train')
 
 
-@pytest.mark.parametrize('name', [pytest.param(n, marks=MARKS.get(n, ())) for n in sorted(CASES)])
+@pytest.mark.parametrize('name', sorted(CASES))
 def test_loss_trains_only_what_it_may(name):
     loss, params, may_train = CASES[name]()
     assert all(p.grad is None for p in params.values())

@@ -87,7 +87,7 @@ def test_restorer_refuses_a_video_stage1(tmp_path):
 
 def test_saphnet_validates_with_the_sampling_of_its_training_phase(tmp_path):
     """While pre-training (uniform sampling) the test path samples uniformly too; afterwards greedily (top-N)."""
-    network = dict(type='SAPHNet', num_feat=4, num_blocks=(1, 1, 1), sampler_feat=4)
+    network = dict(type='SAPHNet', num_feat=4, num_block=(1, 1, 1), sampler_feat=4)
     opt = _opt(tmp_path, network, 'SAPHNetModel')
     opt['is_train'] = True
     opt['path'].update(models=str(tmp_path / 'models'), training_states=str(tmp_path / 'states'))

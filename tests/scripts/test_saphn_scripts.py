@@ -9,7 +9,7 @@ from basicsr.archs import build_network
 from deblurzoo.inference import InferenceError
 from data_factory import load_script, make_gopro_tree
 
-TINY = {'type': 'SAPHNet', 'num_feat': 4, 'num_blocks': [1, 1, 1], 'sampler_feat': 4}
+TINY = {'type': 'SAPHNet', 'num_feat': 4, 'num_block': [1, 1, 1], 'sampler_feat': 4}
 
 
 def _test_option(tmp_path, network, checkpoint):
@@ -52,7 +52,7 @@ def test_show_sampling_errors_name_the_problem(tmp_path):
 
 def test_model_cost_prints_both_policies(capsys):
     load_script('model_cost').main(['--arch', 'DMPHN', '--size', '32', '32', '--kwargs',
-                                    '{"num_feat": 4, "num_blocks": [1, 1, 1], "sampler_feat": 4}'])
+                                    '{"num_feat": 4, "num_block": [1, 1, 1], "sampler_feat": 4}'])
     printed = capsys.readouterr().out
     assert ' parameters (' in printed and 'MB float32)' in printed
     assert '(uniform sampling)' in printed and 'adaptive / uniform' in printed
