@@ -185,7 +185,8 @@ def blur(lin, kernel):
     """Convolve a linear-light image with ``kernel`` (reflected borders); a 1x1 kernel is applied exactly."""
     if kernel.shape == (1, 1):
         return (lin * kernel[0, 0]).astype(np.float32)
-    return cv2.filter2D(lin, -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT)
+    out = cv2.filter2D(lin, -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_REFLECT)
+    return out.reshape(lin.shape)  # OpenCV drops a single channel's axis
 
 
 def trajectory_flow(pts, shape):
