@@ -6,8 +6,9 @@ Usage::
         [--window 7] [--stride 7] [--interp 7] [--photo-frames 7] [--seed 0] [--flow] [--force]
         [--gamma 2.2 2.2] [--highlight-gain 1 3] [--prob-noise 0.5] [--prob-jpeg 0] ...
 
-SOURCE: video files, folders of frames (one clip each; a folder holding several frame folders gives one clip per
-sub-folder) and photos, read as ``MotionBlurSynthDataset`` reads its ``dataroot``.
+SOURCE: video files, folders of frames (a folder holding images is one clip, its frames in natural order; a folder
+holding folders of frames or video files gives one clip per folder or file) and photo files; ``--photos`` takes
+folders of photos (each image one photo, as ``MotionBlurSynthDataset`` reads its ``dataroot``).
 
 Clips are split at scene cuts; each cut-free segment becomes a sequence (``<clip>_00``, ...) of blurry frames, each
 the linear-light average of ``--window`` consecutive sharp frames (densified by ``--interp`` flow-interpolated frames
@@ -244,6 +245,20 @@ def check_complete(out, wanted):
 
 
 # -------------------------------------------------------------------------------------------------- command line
+def collect_sources(sources, photo_folders):
+    """(photos, clips) of the command line: a folder holding images is one clip; other folders, files and the
+    ``--photos`` folders are read by ``scan_sources``."""
+    photos, clips = scan_sources(photo_folders) if photo_folders else ([], [])
+    for path in sources:
+        found_photos, found_clips = scan_sources([path])
+        if os.path.isdir(path) and found_photos:  # the images directly in a listed folder are its frames
+            clips.append(found_photos)
+        else:
+            photos += found_photos
+        clips += found_clips
+    return photos, clips
+
+
 def config_from_args(args):
     """The pipeline settings given on the command line, over :data:`PLAIN`."""
     given = {f.name: getattr(args, f.name) for f in fields(SynthConfig) if getattr(args, f.name, None) is not None}
@@ -253,7 +268,8 @@ def config_from_args(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument('sources', nargs='+', help='video files, frame folders and photos')
+    parser.add_argument('sources', nargs='*', help='video files, frame folders and photo files')
+    parser.add_argument('--photos', nargs='*', default=[], help='folders of photos')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--layout', choices=sorted(LAYOUTS), default='gopro')
     parser.add_argument('--split', default=None, help='gopro: train|test, reds: train|val (default: train)')
@@ -275,6 +291,8 @@ def parse_args(argv=None):
         else:
             parser.add_argument(flag, type=float, default=None, help=f'default {getattr(PLAIN, f.name)}')
     args = parser.parse_args(argv)
+    if not args.sources and not args.photos:
+        parser.error('give video files, frame folders or photos (SOURCE or --photos)')
     args.split = args.split or LAYOUTS[args.layout][2][0]
     args.stride = args.stride or args.window
     if args.window < 1 or args.window % 2 == 0 or args.stride < 1 or args.interp < 0 or args.photo_frames < 1:
@@ -288,7 +306,7 @@ def main(argv=None):
     start = time.time()
     try:
         cfg = config_from_args(args)
-        photos, clips = scan_sources(args.sources)
+        photos, clips = collect_sources(args.sources, args.photos)
         plans = []
         for clip in clips:
             name = os.path.splitext(os.path.basename(clip if isinstance(clip, str) else os.path.dirname(clip[0])))[0]
