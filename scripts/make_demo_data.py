@@ -85,6 +85,7 @@ SOURCE_PHOTOS = ('motorcycle_left.png', 'motorcycle_right.png', 'hubble_deep_fie
 MAX_SIDE = 400
 SOURCE_SIDE = 640  # training sources: long side at most this
 TEST_SEQUENCES = ('carphone_*', 'chelsea', 'bikes_<last>')
+QUICK_FRAMES_PER_PAIR = 4  # with --max-pairs-per-seq N, each training source clip keeps its first 4 N frames
 
 
 # ----------------------------------------------------------------------------------------------------- media access
@@ -177,22 +178,24 @@ def assign_splits(plans):
     return plans
 
 
-def write_sources(out, plans):
+def write_sources(out, plans, max_frames=None):
     """Write the sharp training media to ``<out>/sources``: every frame of the train video sequences' shots, the
-    ``SOURCE_VIDEOS`` (long side at most ``SOURCE_SIDE``), the train photos and ``SOURCE_PHOTOS``. Existing files are
-    kept (resumable); returns the written paths relative to ``out``."""
+    ``SOURCE_VIDEOS`` (long side at most ``SOURCE_SIDE``), the train photos and ``SOURCE_PHOTOS``; ``max_frames``
+    keeps the first frames of each clip only (quick builds). Existing files are kept (resumable); returns the
+    written paths relative to ``out``."""
     items = []  # (relative path, image loader)
     for plan in plans:
         if plan['split'] != 'train':
             continue
         if plan['kind'] == 'video':
             start, stop = plan['segment']
-            items += [(os.path.join('sources', plan['name'], f'{k:06d}.png'), lambda f=plan['frames'][k]: f)
+            stop = min(stop, start + max_frames) if max_frames else stop
+            items += [(os.path.join('sources', plan['name'], f'{k - start:06d}.png'), lambda f=plan['frames'][k]: f)
                       for k in range(start, stop)]
         else:
             items.append((os.path.join('sources', f"{plan['name']}.png"), lambda img=plan['image']: img))
     for name, filename in SOURCE_VIDEOS:
-        frames = read_video(video_path(filename))
+        frames = read_video(video_path(filename))[:max_frames]
         items += [(os.path.join('sources', name, f'{k:06d}.png'), lambda f=f: fit(f, SOURCE_SIDE))
                   for k, f in enumerate(frames)]
     for filename in SOURCE_PHOTOS:
@@ -226,7 +229,8 @@ def build(args):
     out = os.path.abspath(args.out)
     video_plans, cuts = plan_videos(args.max_pairs_per_seq, args.interp)
     plans = assign_splits(video_plans + plan_stills(args.max_pairs_per_seq))
-    sources = write_sources(out, plans)
+    quick = QUICK_FRAMES_PER_PAIR * args.max_pairs_per_seq if args.max_pairs_per_seq else None
+    sources = write_sources(out, plans, quick)
     extra = dict(settings(args), scene_cuts=cuts, sources=sources)
     return mbd.build(plans, out, 'gopro', args.seed, mbd.PLAIN, flow=not args.no_flow, force=args.force, extra=extra)
 

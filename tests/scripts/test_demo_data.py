@@ -1,4 +1,4 @@
-"""Tests of scripts/make_demo_data.py and scripts/compute_flows.py (the demo set and its DIS flows)."""
+"""Tests of scripts/make_demo_data.py and scripts/compute_flows.py (the demo set, its training sources and DIS flows)."""
 import importlib.util
 import json
 import os
@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from deblurzoo.data import frame_averaging as fa
 
 SCRIPTS = Path(__file__).resolve().parents[2] / 'scripts'
 SPLITS = ('train', 'test')
@@ -108,7 +110,7 @@ def test_blur_is_real_blur(demo):
             diffs.append(np.abs(blur - sharp).mean())
             if seq['source'] == 'bikes.mp4':
                 assert np.array_equal(sharp, bikes[(first + last) // 2])  # the sharp frame is the window's centre
-                plain = mdd.plain_window_mean(bikes[first:last + 1]).astype(np.float64)
+                plain = fa.plain_window_mean(bikes[first:last + 1]).astype(np.float64)
                 assert np.abs(blur - plain).mean() < np.abs(blur - sharp).mean()
         assert np.mean(diffs) > 1.5, seq['name']
 
@@ -117,27 +119,27 @@ def test_stills_are_deterministic_and_seeded():
     img = mdd.read_photo(mdd.image_path('chelsea.png'))
     assert max(img.shape[:2]) <= mdd.MAX_SIDE and img.shape[0] % 2 == 0 and img.shape[1] % 2 == 0
     small = cv2.resize(img, (96, 64), interpolation=cv2.INTER_AREA)
-    a, traj = mdd.still_pairs(small, np.random.default_rng(1), num_frames=2)
-    b, _ = mdd.still_pairs(small, np.random.default_rng(1), num_frames=2)
-    c, _ = mdd.still_pairs(small, np.random.default_rng(2), num_frames=2)
+    a, traj = fa.still_pairs(small, np.random.default_rng(1), num_frames=2)
+    b, _ = fa.still_pairs(small, np.random.default_rng(1), num_frames=2)
+    c, _ = fa.still_pairs(small, np.random.default_rng(2), num_frames=2)
     assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) for x, y in zip(a, b))
     assert not np.array_equal(a[0][0], c[0][0])
-    assert traj.shape == (2 * mdd.STILL_SUBFRAMES, 3)
-    sub = mdd.render_pose(mdd.gamma_decode(small), traj[mdd.STILL_SUBFRAMES // 2])
-    assert np.array_equal(a[0][1], mdd.gamma_encode(sub))  # sharp = the window's centre sub-frame
+    assert traj.shape == (2 * fa.STILL_SUBFRAMES, 3)
+    sub = fa.render_pose(fa.gamma_decode(small), traj[fa.STILL_SUBFRAMES // 2])
+    assert np.array_equal(a[0][1], fa.gamma_encode(sub))  # sharp = the window's centre sub-frame
 
 
 def test_scene_cuts_synthetic_clip():
     clip = [cv2.cvtColor(shift(textured(seed=0), 1.5 * k, 0), cv2.COLOR_GRAY2BGR) for k in range(12)]
     clip += [cv2.cvtColor(shift(textured(seed=1), 0, 1.5 * k), cv2.COLOR_GRAY2BGR) for k in range(10)]
-    cuts = mdd.detect_scene_cuts(clip)
+    cuts = fa.detect_scene_cuts(clip)
     assert cuts == [11]
-    segments = mdd.split_segments(len(clip), cuts)
+    segments = fa.split_segments(len(clip), cuts)
     assert segments == [(0, 12), (12, 22)]
     for start, stop in segments:
-        for first, last in mdd.segment_windows(start, stop, 5, 2):
+        for first, last in fa.segment_windows(start, stop, 5, 2):
             assert start <= first and last < stop
-    assert mdd.detect_scene_cuts(clip[:12]) == []  # steady motion is no cut
+    assert fa.detect_scene_cuts(clip[:12]) == []  # steady motion is no cut
 
 
 def test_no_window_straddles_a_cut(demo):
@@ -174,7 +176,28 @@ def test_rerun_reuses_without_rewriting(demo, capsys):
     assert 'reused' in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in out.rglob('*') if p.is_file()} == mtimes
     # other settings are not a match for this build
-    assert mdd.check_complete(str(out), mdd.settings(mdd.parse_args(['--seed', '1'])), True) is not None
+    assert mdd.check_complete(str(out), mdd.settings(mdd.parse_args(['--seed', '1']))) is not None
+
+
+def test_training_sources_hold_no_test_sequence(demo):
+    out, manifest = demo
+    sources = [out / p for p in manifest['sources']]
+    assert sources and all(p.is_file() for p in sources)
+    names = {p.relative_to(out / 'sources').parts[0] for p in sources}
+    test = {s['name'] for s in manifest['sequences'] if s['split'] == 'test'}
+    train = {s['name'] for s in manifest['sequences'] if s['split'] == 'train'}
+    assert {'bigbuckbunny', 'motorcycle_left.png'} <= names and train <= {n.split('.')[0] for n in names}
+    assert not names & test and not {n.split('.')[0] for n in names} & test
+    bikes_train = [s for s in manifest['sequences'] if s['source'] == 'bikes.mp4' and s['split'] == 'train']
+    bikes = mdd.read_video(mdd.video_path('bikes.mp4'))
+    for seq in bikes_train:  # the train shots' frames (a quick build: the first ones)
+        frames = sorted((out / 'sources' / seq['name']).iterdir())
+        assert len(frames) == mdd.QUICK_FRAMES_PER_PAIR * MAX_PAIRS
+        first = seq['windows'][0][0]
+        assert all(np.array_equal(cv2.imread(str(f)), bikes[first + k]) for k, f in enumerate(frames))
+    test_frames = {cv2.imread(str(p)).tobytes() for s in manifest['sequences'] if s['split'] == 'test'
+                   for p in (out / 'test' / s['name'] / 'sharp').iterdir()}
+    assert not any(cv2.imread(str(p)).tobytes() in test_frames for p in sources)
 
 
 def test_missing_package_is_a_clear_error(monkeypatch):
