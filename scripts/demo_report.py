@@ -86,7 +86,8 @@ def main(argv=None):
     by_seq = defaultdict(list)
     for row in rows:
         by_seq[row['key'].split('/')[0]].append(row)
-    metrics = ('psnr_input', 'psnr_output', 'ssim_input', 'ssim_output') + (('psnr_sharp_input', ) if with_sharp else ())
+    metrics = ('psnr_input', 'psnr_output', 'ssim_input', 'ssim_output')
+    metrics += ('psnr_sharp_input', ) if with_sharp else ()
     sharp_head = ' sharp in: PSNR out vs in |' if with_sharp else ''
     lines = [f'# {osp.basename(osp.normpath(args.results))} on {args.dataroot} ({args.split})', '',
              f'| sequence | images | PSNR input | PSNR output | gain (dB) | SSIM input | SSIM output |{sharp_head}',

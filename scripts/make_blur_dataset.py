@@ -318,7 +318,8 @@ def main(argv=None):
             plans.append(plan_photo(name, read_frame(photo), args.photo_frames, args.split))
         names = [p['name'] for p in plans]
         if len(set(names)) != len(names):
-            raise ValueError(f'two sources give the same sequence name: {sorted(n for n in names if names.count(n) > 1)}')
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f'two sources give the same sequence name: {twice} (rename a folder or file)')
         extra = {k: getattr(args, k) for k in ('sources', 'window', 'stride', 'interp', 'photo_frames',
                                                'max_pairs_per_seq')}
         manifest = build(plans, args.out, args.layout, args.seed, cfg, args.flow, args.force, extra=extra)

@@ -43,14 +43,13 @@ import sys
 import time
 
 import cv2
-import numpy as np
 
 SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT_DIR = os.path.dirname(SCRIPTS_DIR)
 DEFAULT_OUT = os.path.join(ROOT_DIR, 'datasets', 'demo')
 sys.path.insert(0, ROOT_DIR)  # the repository's deblurzoo, also when run as a file
 
-from deblurzoo.data.frame_averaging import STILL_FRAMES, STILL_SUBFRAMES  # noqa: E402
+from deblurzoo.data.frame_averaging import STILL_FRAMES  # noqa: E402
 from deblurzoo.data.motion_blur_synth_dataset import read_video  # noqa: E402
 
 

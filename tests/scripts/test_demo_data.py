@@ -1,4 +1,4 @@
-"""Tests of scripts/make_demo_data.py and scripts/compute_flows.py (the demo set, its training sources and DIS flows)."""
+"""Tests of scripts/make_demo_data.py and scripts/compute_flows.py (the demo set, its training sources, DIS flows)."""
 import importlib.util
 import json
 import os
@@ -262,3 +262,30 @@ def test_compute_flows_cli(tmp_path, capsys):
     (root / 'train' / 'seqC').mkdir()
     assert cf.main(['--root', str(root), '--splits', 'train']) == 1
     assert str(root / 'train' / 'seqC' / 'blur') in capsys.readouterr().err
+
+
+# -------------------------------------------------------------------------------------------------------- report
+def test_demo_report_gains_worse_sequences_and_sharp_input(tmp_path):
+    from data_factory import make_gopro_tree
+    root = tmp_path / 'demo'
+    make_gopro_tree(str(root), 'test', frames=2, size=(40, 48))
+    seqs = sorted(p.name for p in (root / 'test').iterdir())
+    results = tmp_path / 'results'
+    for k, seq in enumerate(seqs):  # the first sequence's output is its blurry input + 8 levels: worse
+        for frame in sorted(p.stem for p in (root / 'test' / seq / 'blur').iterdir()):
+            blur = cv2.imread(str(root / 'test' / seq / 'blur' / f'{frame}.png')).astype(np.int16)
+            sharp = cv2.imread(str(root / 'test' / seq / 'sharp' / f'{frame}.png')).astype(np.int16)
+            out = np.clip(blur + 8, 0, 255) if k == 0 else sharp
+            for dataset, img in (('demo_test', out), ('demo_test_sharp', np.clip(sharp + 1, 0, 254))):
+                path = results / 'visualization' / dataset / seq / f'{frame}_demo.png'
+                path.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(path), img.astype(np.uint8))
+    report = load_script('demo_report')
+    assert report.main(['--dataroot', str(root), '--results', str(results), '--out', str(tmp_path / 'out')]) == 0
+    table = (tmp_path / 'out' / 'results.md').read_text()
+    assert f'sequences worse than their input: 1 of {len(seqs)} ({seqs[0]})' in table
+    rows = json.loads((tmp_path / 'out' / 'results.json').read_text())
+    assert len(rows) == 2 * len(seqs) and all(r['psnr_output'] == float('inf') for r in rows[2:])
+    # sharp + 1 level everywhere (but where it was 255): 20 log10(255) = 48.13 dB or more
+    assert all(48.13 <= r['psnr_sharp_input'] < 49 for r in rows)
+    assert 'Sharp frames given as input come back at' in table and '| sharp in: PSNR out vs in |' in table
