@@ -1,6 +1,6 @@
 """Draw the motion-blur synthesis pipeline's stages on one image (``deblurzoo/data/blur_synthesis.py``).
 
-    python scripts/show_blur_synthesis.py [--image PATH] [--length 22] [--seed 3] [--out docs/blur_synthesis.jpg]
+    python scripts/show_blur_synthesis.py [--image PATH] [--length 16] [--seed 3] [--out docs/blur_synthesis.jpg]
 
 Panels, left to right: the sharp image; the camera-shake trajectory's kernel (enlarged); the blur averaged in linear
 light (saturated highlights smear into grey); the same with the highlights' light restored before the blur, so that
@@ -59,7 +59,7 @@ def stages(img, length, seed):
     noisy = bs.jpeg(bs.quantize(bs.from_linear(bs.sensor_noise(rng, lin_hdr, *NOISE), GAMMA)), QUALITY)
     size = img.shape[0]
     k = cv2.resize(np.pad(kernel / kernel.max(), 1), (size, size), interpolation=cv2.INTER_NEAREST)
-    return [('sharp', img), (f'kernel ({length:g} px path)', np.repeat(k[..., None], 3, axis=2)),
+    return [('sharp', img), (f'kernel ({length:g} px long)', np.repeat(k[..., None], 3, axis=2)),
             ('linear-light blur', plain), (f'highlights x{GAIN:g}, clipped', clipped),
             (f'noise + JPEG q{QUALITY}', noisy)]
 
@@ -74,7 +74,7 @@ def label(img, text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--image', help='a sharp image (default: scikit-image motorcycle_left.png)')
-    parser.add_argument('--length', type=float, default=22.0, help='trajectory path length in px')
+    parser.add_argument('--length', type=float, default=16.0, help='trajectory extent in px')
     parser.add_argument('--seed', type=int, default=3)
     parser.add_argument('--out', default=os.path.join(ROOT_DIR, 'docs', 'blur_synthesis.jpg'))
     args = parser.parse_args(argv)

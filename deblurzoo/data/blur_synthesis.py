@@ -8,7 +8,7 @@ Stages, in the order a camera applies them:
    maximum; they are multiplied by ``highlight_gain`` in linear light, so that after the blur they still clip and
    leave bright streaks, as real light sources do (a plain average would smear them into grey);
 3. **blur**, in linear light: a camera-shake kernel (a Boracchi-Foi random trajectory: a random walk with inertia,
-   a pull back to the start and occasional jerks, the model DeblurGAN uses; its path length is drawn from a range
+   a pull back to the start and occasional jerks, the model DeblurGAN uses; its extent is drawn from a range
    that reaches zero, so sharp input stays sharp), optionally two such motions blended by a smooth random mask
    (regions moving differently), or -- for video -- the average of consecutive frames densified by flow
    interpolation (``frame_averaging.FrameInterpolator``, as REDS was made);
@@ -43,7 +43,7 @@ class SynthConfig:
     ``scripts/make_blur_dataset.py``. Ranges are ``[low, high]``, drawn uniformly per sample.
 
     Args:
-        shake_length: Path length of the camera-shake trajectory in px. Default: [0, 20].
+        shake_length: Extent of the camera-shake trajectory in px (the blur's length). Default: [0, 20].
         prob_sharp: Probability of a pair without any degradation (input = target): the model learns to leave sharp
             images alone. Default: 0.1.
         prob_spatial: Probability that two motions are blended by a smooth random mask. Default: 0.3.
@@ -121,16 +121,18 @@ def boost_highlights(lin, img, threshold, gain):
 
 # -------------------------------------------------------------------------------------------------- camera shake
 def random_trajectory(rng, length, num_points=WALK_POINTS):
-    """A Boracchi-Foi camera-shake trajectory of path length ``length`` px, centred on its mean position.
+    """A Boracchi-Foi camera-shake trajectory of extent ``length`` px, centred on its mean position.
 
     A constant-speed random walk whose velocity turns by Gaussian kicks (strength ``shake``), is pulled back towards
     the start (``centripetal``) and now and then jerks back (probability ``jerk``), all scaled by one ``anxiety``
     per trajectory (Boracchi & Foi, "Modeling the performance of image restoration from motion blur", TIP 2012,
-    the model DeblurGAN samples its kernels from). The walk is defined at a ``WALK_SCALE`` px path and rescaled.
+    the model DeblurGAN samples its kernels from). The walk is defined at a ``WALK_SCALE`` px path and rescaled so
+    that its extent -- the largest distance between two of its points, the length of the blur -- is ``length``: a
+    nervous walk folds on itself, and scaling its path length instead would leave it a blot.
 
     Args:
         rng: ``numpy.random.Generator``.
-        length: Path length in px; 0 gives a single point.
+        length: Extent in px; 0 gives a single point.
         num_points: Points of the walk.
 
     Returns:
@@ -145,8 +147,14 @@ def random_trajectory(rng, length, num_points=WALK_POINTS):
         vel = vel + kick + anxiety * (shake * complex(*rng.standard_normal(2)) - centripetal * pos[t]) * step
         vel = vel / max(abs(vel), 1e-12) * step
         pos[t + 1] = pos[t] + vel
-    pts = np.stack([pos.real, pos.imag], axis=1) * (length / WALK_SCALE)
+    pts = np.stack([pos.real, pos.imag], axis=1)
+    pts = pts * (length / max(extent(pts), 1e-9))
     return pts - densify(pts).mean(axis=0)
+
+
+def extent(pts):
+    """The largest distance between two of the points ``pts`` (N, 2)."""
+    return float(np.sqrt(((pts[:, None] - pts[None])**2).sum(-1)).max())
 
 
 def densify(pts, spacing=SPLAT_SPACING):
