@@ -358,6 +358,15 @@ def _reds_test_cases(tmp_path):
             (dict(common, name='reds_val_short', phase='test', max_frames=2), GOPRO_SIZE)]
 
 
+def _synth_cases(tmp_path):
+    """Blur synthesised from sharp frames: a GoPro tree's sharp folders are clips of frames."""
+    make_gopro_tree(str(tmp_path / 'sharp'), 'train', size=GOPRO_SIZE)
+    common = dict(type='MotionBlurSynthDataset', dataroot=str(tmp_path / 'sharp'), num_worker_per_gpu=0,
+                  batch_size_per_gpu=2, num_samples=4)
+    return [(dict(common, name='synth_train', phase='train', gt_size=32, use_flow=True, use_hflip=True), (32, 32)),
+            (dict(common, name='synth_val', phase='val'), GOPRO_SIZE)]
+
+
 # name -> make_cases(tmp_path) -> [(dataset opt, expected (h, w) of a sample)]; train phases crop to gt_size
 DATASET_CASES = {
     'GoProDataset': _gopro_cases,
@@ -367,6 +376,7 @@ DATASET_CASES = {
     'DVDTestDataset': _dvd_test_cases,
     'REDSDeblurDataset': _reds_cases,
     'REDSDeblurTestDataset': _reds_test_cases,
+    'MotionBlurSynthDataset': _synth_cases,
 }
 
 

@@ -1,4 +1,4 @@
-"""Tests of scripts/make_demo_data.py and scripts/compute_flows.py (the demo set and its DIS flows)."""
+"""Tests of scripts/make_demo_data.py and scripts/compute_flows.py (the demo set, its training sources, DIS flows)."""
 import importlib.util
 import json
 import os
@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from deblurzoo.data import frame_averaging as fa
 
 SCRIPTS = Path(__file__).resolve().parents[2] / 'scripts'
 SPLITS = ('train', 'test')
@@ -108,7 +110,7 @@ def test_blur_is_real_blur(demo):
             diffs.append(np.abs(blur - sharp).mean())
             if seq['source'] == 'bikes.mp4':
                 assert np.array_equal(sharp, bikes[(first + last) // 2])  # the sharp frame is the window's centre
-                plain = mdd.plain_window_mean(bikes[first:last + 1]).astype(np.float64)
+                plain = fa.plain_window_mean(bikes[first:last + 1]).astype(np.float64)
                 assert np.abs(blur - plain).mean() < np.abs(blur - sharp).mean()
         assert np.mean(diffs) > 1.5, seq['name']
 
@@ -117,27 +119,27 @@ def test_stills_are_deterministic_and_seeded():
     img = mdd.read_photo(mdd.image_path('chelsea.png'))
     assert max(img.shape[:2]) <= mdd.MAX_SIDE and img.shape[0] % 2 == 0 and img.shape[1] % 2 == 0
     small = cv2.resize(img, (96, 64), interpolation=cv2.INTER_AREA)
-    a, traj = mdd.still_pairs(small, np.random.default_rng(1), num_frames=2)
-    b, _ = mdd.still_pairs(small, np.random.default_rng(1), num_frames=2)
-    c, _ = mdd.still_pairs(small, np.random.default_rng(2), num_frames=2)
+    a, traj = fa.still_pairs(small, np.random.default_rng(1), num_frames=2)
+    b, _ = fa.still_pairs(small, np.random.default_rng(1), num_frames=2)
+    c, _ = fa.still_pairs(small, np.random.default_rng(2), num_frames=2)
     assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) for x, y in zip(a, b))
     assert not np.array_equal(a[0][0], c[0][0])
-    assert traj.shape == (2 * mdd.STILL_SUBFRAMES, 3)
-    sub = mdd.render_pose(mdd.gamma_decode(small), traj[mdd.STILL_SUBFRAMES // 2])
-    assert np.array_equal(a[0][1], mdd.gamma_encode(sub))  # sharp = the window's centre sub-frame
+    assert traj.shape == (2 * fa.STILL_SUBFRAMES, 3)
+    sub = fa.render_pose(fa.gamma_decode(small), traj[fa.STILL_SUBFRAMES // 2])
+    assert np.array_equal(a[0][1], fa.gamma_encode(sub))  # sharp = the window's centre sub-frame
 
 
 def test_scene_cuts_synthetic_clip():
     clip = [cv2.cvtColor(shift(textured(seed=0), 1.5 * k, 0), cv2.COLOR_GRAY2BGR) for k in range(12)]
     clip += [cv2.cvtColor(shift(textured(seed=1), 0, 1.5 * k), cv2.COLOR_GRAY2BGR) for k in range(10)]
-    cuts = mdd.detect_scene_cuts(clip)
+    cuts = fa.detect_scene_cuts(clip)
     assert cuts == [11]
-    segments = mdd.split_segments(len(clip), cuts)
+    segments = fa.split_segments(len(clip), cuts)
     assert segments == [(0, 12), (12, 22)]
     for start, stop in segments:
-        for first, last in mdd.segment_windows(start, stop, 5, 2):
+        for first, last in fa.segment_windows(start, stop, 5, 2):
             assert start <= first and last < stop
-    assert mdd.detect_scene_cuts(clip[:12]) == []  # steady motion is no cut
+    assert fa.detect_scene_cuts(clip[:12]) == []  # steady motion is no cut
 
 
 def test_no_window_straddles_a_cut(demo):
@@ -174,7 +176,28 @@ def test_rerun_reuses_without_rewriting(demo, capsys):
     assert 'reused' in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in out.rglob('*') if p.is_file()} == mtimes
     # other settings are not a match for this build
-    assert mdd.check_complete(str(out), mdd.settings(mdd.parse_args(['--seed', '1'])), True) is not None
+    assert mdd.check_complete(str(out), mdd.settings(mdd.parse_args(['--seed', '1']))) is not None
+
+
+def test_training_sources_hold_no_test_sequence(demo):
+    out, manifest = demo
+    sources = [out / p for p in manifest['sources']]
+    assert sources and all(p.is_file() for p in sources)
+    names = {p.relative_to(out / 'sources').parts[0] for p in sources}
+    test = {s['name'] for s in manifest['sequences'] if s['split'] == 'test'}
+    train = {s['name'] for s in manifest['sequences'] if s['split'] == 'train'}
+    assert {'bigbuckbunny', 'motorcycle_left.png'} <= names and train <= {n.split('.')[0] for n in names}
+    assert not names & test and not {n.split('.')[0] for n in names} & test
+    bikes_train = [s for s in manifest['sequences'] if s['source'] == 'bikes.mp4' and s['split'] == 'train']
+    bikes = mdd.read_video(mdd.video_path('bikes.mp4'))
+    for seq in bikes_train:  # the train shots' frames (a quick build: the first ones)
+        frames = sorted((out / 'sources' / seq['name']).iterdir())
+        assert len(frames) == mdd.QUICK_FRAMES_PER_PAIR * MAX_PAIRS
+        first = seq['windows'][0][0]
+        assert all(np.array_equal(cv2.imread(str(f)), bikes[first + k]) for k, f in enumerate(frames))
+    test_frames = {cv2.imread(str(p)).tobytes() for s in manifest['sequences'] if s['split'] == 'test'
+                   for p in (out / 'test' / s['name'] / 'sharp').iterdir()}
+    assert not any(cv2.imread(str(p)).tobytes() in test_frames for p in sources)
 
 
 def test_missing_package_is_a_clear_error(monkeypatch):
@@ -239,3 +262,30 @@ def test_compute_flows_cli(tmp_path, capsys):
     (root / 'train' / 'seqC').mkdir()
     assert cf.main(['--root', str(root), '--splits', 'train']) == 1
     assert str(root / 'train' / 'seqC' / 'blur') in capsys.readouterr().err
+
+
+# -------------------------------------------------------------------------------------------------------- report
+def test_demo_report_gains_worse_sequences_and_sharp_input(tmp_path):
+    from data_factory import make_gopro_tree
+    root = tmp_path / 'demo'
+    make_gopro_tree(str(root), 'test', frames=2, size=(40, 48))
+    seqs = sorted(p.name for p in (root / 'test').iterdir())
+    results = tmp_path / 'results'
+    for k, seq in enumerate(seqs):  # the first sequence's output is its blurry input + 8 levels: worse
+        for frame in sorted(p.stem for p in (root / 'test' / seq / 'blur').iterdir()):
+            blur = cv2.imread(str(root / 'test' / seq / 'blur' / f'{frame}.png')).astype(np.int16)
+            sharp = cv2.imread(str(root / 'test' / seq / 'sharp' / f'{frame}.png')).astype(np.int16)
+            out = np.clip(blur + 8, 0, 255) if k == 0 else sharp
+            for dataset, img in (('demo_test', out), ('demo_test_sharp', np.clip(sharp + 1, 0, 254))):
+                path = results / 'visualization' / dataset / seq / f'{frame}_demo.png'
+                path.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(path), img.astype(np.uint8))
+    report = load_script('demo_report')
+    assert report.main(['--dataroot', str(root), '--results', str(results), '--out', str(tmp_path / 'out')]) == 0
+    table = (tmp_path / 'out' / 'results.md').read_text()
+    assert f'sequences worse than their input: 1 of {len(seqs)} ({seqs[0]})' in table
+    rows = json.loads((tmp_path / 'out' / 'results.json').read_text())
+    assert len(rows) == 2 * len(seqs) and all(r['psnr_output'] == float('inf') for r in rows[2:])
+    # sharp + 1 level everywhere (but where it was 255): 20 log10(255) = 48.13 dB or more
+    assert all(48.13 <= r['psnr_sharp_input'] < 49 for r in rows)
+    assert 'Sharp frames given as input come back at' in table and '| sharp in: PSNR out vs in |' in table
