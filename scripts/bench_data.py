@@ -28,7 +28,6 @@ import json
 import os
 import os.path as osp
 import pathlib
-import statistics
 import sys
 import tempfile
 import time

@@ -3,12 +3,11 @@ names the key path and value, and no folder is created or archived (a ``name`` w
 folder outside ``experiments/``)."""
 import os
 import os.path as osp
-import shutil
 
 import pytest
 import yaml
 
-from train_runner import _run, _write
+from train_runner import _copy_entry_points, _run, _write
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -16,9 +15,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 @pytest.fixture(scope='module')
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp('optcheck')
-    os.makedirs(root / 'deblurzoo')
-    for name in ('train.py', 'test.py'):
-        shutil.copy(osp.join(REPO, 'deblurzoo', name), root / 'deblurzoo' / name)
+    _copy_entry_points(root)
     os.makedirs(root / 'datasets' / 'keep')
     (root / 'datasets' / 'keep' / 'image.png').write_bytes(b'user data')
     return root

@@ -4,14 +4,13 @@ a temporary root, so ``experiments/``, ``tb_logger/`` and ``results/`` land ther
 import os
 import os.path as osp
 import re
-import shutil
 
 import pytest
 import torch
 import yaml
 
 import data_factory
-from train_runner import _free_port, _log, _run, _write
+from train_runner import _copy_entry_points, _free_port, _log, _run, _write
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 pytestmark = pytest.mark.slow
@@ -21,9 +20,7 @@ pytestmark = pytest.mark.slow
 def root(tmp_path_factory):
     """A temporary project root holding the entry points and a tiny GoPro set with flows."""
     root = tmp_path_factory.mktemp('e2e')
-    os.makedirs(root / 'deblurzoo')
-    for name in ('train.py', 'test.py'):
-        shutil.copy(osp.join(REPO, 'deblurzoo', name), root / 'deblurzoo' / name)
+    _copy_entry_points(root)
     for split in ('train', 'test'):
         data_factory.make_gopro_tree(str(root / 'GOPRO_Large'), split=split, frames=3, size=(40, 48), with_flow=True)
     return root

@@ -1,11 +1,23 @@
 """Helpers that run deblurzoo's entry points as subprocesses under a temporary root (a helper module, not a test file;
 shared by test_train_e2e.py and test_distributed.py)."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
 
 import yaml
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _copy_entry_points(root):
+    """Copy ``deblurzoo/{train,test}.py`` under ``root``, so that BasicSR puts ``experiments/``, ``tb_logger/`` and
+    ``results/`` there."""
+    os.makedirs(root / 'deblurzoo')
+    for name in ('train.py', 'test.py'):
+        shutil.copy(os.path.join(REPO, 'deblurzoo', name), root / 'deblurzoo' / name)
 
 
 def _free_port():

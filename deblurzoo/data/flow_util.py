@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 from numpy.lib import format as npy_format
 
-from . import safe_io
 from .safe_io import decode_bytes, encode_image, read_bytes, shown, write_bytes_atomic
 
 FLOW_SCALE = 64.0
