@@ -191,7 +191,7 @@ RULES = (
     ('train.total_iter', POSITIVE_INT),
     ('train.warmup_iter', number(-1, integer=True)),
     ('train.ema_decay', number(0, 1, high_open=True)),
-    ('train.optim_*.lr', POSITIVE),
+    ('train.optim_*.lr', NON_NEGATIVE),  # 0: validate fixed weights through the training loop
     ('train.optim_*.weight_decay', NON_NEGATIVE),
     ('train.optim_*.eps', POSITIVE),
     ('train.optim_*.momentum', NON_NEGATIVE),

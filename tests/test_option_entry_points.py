@@ -33,7 +33,7 @@ def _tree(root):
 @pytest.mark.parametrize('kind,change,expected', [
     ('train', {'name': '../datasets/keep'}, "name: '../datasets/keep' must be one plain folder/file name"),
     ('train', {'train.total_iter': 0}, 'train.total_iter: 0 must be an integer >= 1'),
-    ('train', {'train.optim_g.lr': 'le-4'}, "train.optim_g.lr: 'le-4' must be a number > 0"),
+    ('train', {'train.optim_g.lr': 'le-4'}, "train.optim_g.lr: 'le-4' must be a number >= 0"),
     ('train', {'datasets.train.gt_size': -64}, 'datasets.train.gt_size: -64 must be an integer >= 1'),
     ('test', {'path.pretrain_network_g': None}, 'path.pretrain_network_g not set'),
 ])

@@ -52,10 +52,9 @@ def test_yaml11_number_strings_become_numbers():
 
 
 @pytest.mark.parametrize('path,value,expected', [
-    ('train.optim_g.lr', '1e-4x', 'a number > 0'),
-    ('train.optim_g.lr', 0, 'a number > 0'),
-    ('train.optim_g.lr', -1e-4, 'a number > 0'),
-    ('train.optim_g.lr', True, 'a number > 0'),
+    ('train.optim_g.lr', '1e-4x', 'a number >= 0'),
+    ('train.optim_g.lr', -1e-4, 'a number >= 0'),
+    ('train.optim_g.lr', True, 'a number >= 0'),
     ('train.optim_g.betas', [0.9], 'a list of 2'),
     ('train.optim_g.betas', [0.9, 1.0], '< 1'),
     ('datasets.train.gt_size', -256, 'an integer >= 1'),
@@ -102,13 +101,13 @@ def test_plain_names_pass(value):
 @settings(max_examples=60, deadline=None)
 @given(st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
                  st.booleans(), st.none(), st.lists(st.integers(), max_size=3)))
-def test_generated_learning_rates_are_accepted_only_when_positive_finite_numbers(value):
+def test_generated_learning_rates_are_accepted_only_when_non_negative_finite_numbers(value):
     opt = with_value('train.optim_g.lr', value)
     try:
         lr = float(value.strip()) if isinstance(value, str) else value
     except ValueError:
         lr = None
-    good = (not isinstance(value, (bool, list, type(None))) and lr is not None and lr == lr and lr > 0
+    good = (not isinstance(value, (bool, list, type(None))) and lr is not None and lr == lr and lr >= 0
             and lr != float('inf'))
     if good:
         assert check_option_values(opt)['train']['optim_g']['lr'] == pytest.approx(lr)

@@ -108,7 +108,8 @@ def test_basicsr_train_and_test_use_deblurzoo_with_basicsrs_trainer(root):
     with open(osp.join(REPO, 'options', 'demo', 'test_svdn_demo.yml')) as f:
         test_opt = yaml.safe_load(f)
     test_opt['name'] = 'plugin_svdn'
-    test_opt['datasets']['test']['dataroot'] = str(root / 'GOPRO_Large')
+    for dataset in test_opt['datasets'].values():  # the demo test split, and its sharp frames as input
+        dataset['dataroot'] = str(root / 'GOPRO_Large')
     test_opt['network_g'].update(opt['network_g'])
     test_opt['path']['pretrain_network_g'] = str(root / 'experiments' / 'plugin_svdn' / 'models' / 'net_g_latest.pth')
     run = _python(*_entry('basicsr.test', '-opt', _write(root, test_opt, 'test_plugin_svdn.yml')), cwd=root)
