@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from numpy.lib import format as npy_format
 
+from . import safe_io  # noqa: F401  (scripts/compute_flows.py loads this module alone and reaches safe_io through it)
 from .safe_io import decode_bytes, encode_image, read_bytes, shown, write_bytes_atomic
 
 FLOW_SCALE = 64.0
