@@ -2,9 +2,9 @@
 
 BasicSR reads an option file with PyYAML and uses its values as they come: a learning rate written ``1e-4`` (YAML 1.1
 reads it as a string) fails deep inside torch's optimizer, a negative crop size inside NumPy, ``total_iter: 0`` trains
-nothing and saves an untrained network, a negative loss weight trains the network away from the target, an experiment
-``name`` holding ``..`` makes BasicSR archive (rename) a folder outside ``experiments/``, and ``test.py`` without weights
-scores a randomly initialised network. Here:
+nothing and saves an untrained network, a negative loss weight trains the network away from the target, an
+experiment ``name`` holding ``..`` makes BasicSR archive (rename) a folder outside ``experiments/``, and ``test.py``
+without weights scores a randomly initialised network. Here:
 
 - :func:`load_option_file` reads the file as UTF-8 and YAML, refusing duplicate keys (PyYAML keeps the last one
   silently) and naming the file, line and key;

@@ -131,7 +131,8 @@ def test_generated_names_never_leave_the_experiments_folder(name):
 def test_duplicate_keys_are_refused_with_their_lines(tmp_path):
     path = tmp_path / 'dup.yml'
     path.write_text('name: a\ntrain:\n  total_iter: 10\n  total_iter: 20\n')
-    with pytest.raises(OptionError, match=r"dup\.yml': line 4, column 3: duplicate key 'total_iter' \(first on line 3\)"):
+    expected = r"dup\.yml': line 4, column 3: duplicate key 'total_iter' \(first on line 3\)"
+    with pytest.raises(OptionError, match=expected):
         load_option_file(str(path))
 
 
