@@ -91,13 +91,23 @@ def _check_folder(target, checked):
         raise InferenceError(f'--output {target}: folder {existing} is not writable (permission denied)')
 
 
+def _identity(path):
+    """(device, inode) of the file at ``path`` (links followed), or None where there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def check_targets(jobs, overwrite):
     """Refuse to overwrite an input, or an existing output without ``overwrite``; refuse targets in folders that
-    cannot be written; check the image formats."""
-    sources = {osp.realpath(s) for kind, src, _ in jobs for s in (src if kind == 'sequence' else [src])}
+    cannot be written; check the image formats. Inputs and outputs are compared by file identity, so another name
+    of an input (a symbolic or hard link, a bind mount) is refused too."""
+    sources = {_identity(s) for kind, src, _ in jobs for s in (src if kind == 'sequence' else [src])} - {None}
     existing, folders = [], set()
     for target in _targets(jobs):
-        if osp.realpath(target) in sources:
+        if _identity(target) in sources:
             raise InferenceError(f'--output would overwrite the input {target}; choose another output path')
         if osp.isdir(target):
             raise InferenceError(f'--output {target} is a folder; it cannot be replaced by a file')

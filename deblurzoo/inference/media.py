@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import torch
 
+from deblurzoo.data import safe_io
 from deblurzoo.data.data_util import decode_stored
 from .errors import InferenceError
 
@@ -65,12 +66,14 @@ def _makedirs(folder):
 
 
 def write_image(path, rgb, info):
-    """Write an RGB float image in the layout ``info`` recorded (:func:`read_image`)."""
+    """Write an RGB float image in the layout ``info`` recorded (:func:`read_image`): encoded in memory, written to a
+    temporary file beside ``path``, checked and renamed into place (``deblurzoo.data.safe_io``), so a failure (a full
+    disk) leaves no partial file, and a file already at ``path`` is replaced, never rewritten in place."""
     _makedirs(osp.dirname(osp.abspath(path)))
-    if not cv2.imwrite(path, _to_layout(rgb, info)):
-        folder = osp.dirname(osp.abspath(path))
-        why = '' if os.access(folder, os.W_OK) else f': folder {folder} is not writable'
-        raise InferenceError(f'cannot write {path}{why}')
+    try:
+        safe_io.write_image(path, _to_layout(rgb, info))
+    except (OSError, ValueError) as err:
+        raise InferenceError(f'cannot write {path}: {err}') from None
 
 
 def check_writable_format(path, info=None):

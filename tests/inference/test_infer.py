@@ -333,6 +333,13 @@ def test_outputs_are_never_overwritten_without_asking(tmp_path, capsys):
     cv2.imwrite(str(src), _image())
     assert 'overwrite the input' in _error(capsys, '--model', model, '--input', src,
                                            '--output', src)
+    before = src.read_bytes()
+    os.link(src, tmp_path / 'hard.png')  # another name of the same file: refused even with --overwrite
+    os.symlink(src, tmp_path / 'soft.png')
+    for other in ('hard.png', 'soft.png'):
+        assert 'overwrite the input' in _error(capsys, '--model', model, '--input', src, '--output',
+                                               tmp_path / other, '--overwrite')
+    assert src.read_bytes() == before
     (tmp_path / 'b.png').write_bytes(b'mine')
     err = _error(capsys, '--model', model, '--input', src, '--output', tmp_path / 'b.png')
     assert 'exist already' in err and 'b.png' in err and '--overwrite' in err
