@@ -22,7 +22,8 @@ from torch.utils import data as data
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import ClipIndex, FrameReader, SequenceIndex, load_sequences, sequence_groups
+from .frame_reader import (ClipIndex, FrameReader, SequenceIndex, WholeSequenceDataset, load_sequences,
+                           sequence_groups)
 from .layout_scan import list_sequences, listing, natural_key, pick_sequences, read_keys, sequence_frames
 from .safe_io import shown
 
@@ -224,7 +225,7 @@ class DVDDataset(data.Dataset):
 
 
 @DATASET_REGISTRY.register()
-class DVDTestDataset(data.Dataset):
+class DVDTestDataset(WholeSequenceDataset):
     """DVD test sequences: one sample per whole sequence, for BasicSR's ``VideoRecurrentModel`` validation.
 
     Samples: ``lq``, ``gt`` (T, 3, H, W) float RGB in [0, 1], T the sequence's frame count (or ``max_frames``);
@@ -265,12 +266,3 @@ class DVDTestDataset(data.Dataset):
         self.whole.index(sequences, where, self.partition)
         self.sequences, self.folders, self.data_info = self.whole.sequences, self.whole.folders, self.whole.data_info
 
-    def file_groups(self):
-        """Every file the dataset reads, as (sequence, [(role, path)]): all frames of a sequence need one size."""
-        return sequence_groups(self.sequences)
-
-    def __getitem__(self, index):
-        return self.whole.sample(index, self.reader)
-
-    def __len__(self):
-        return len(self.whole)

@@ -20,6 +20,7 @@ from os import path as osp
 
 import numpy as np
 import torch
+from torch.utils import data
 from torchvision.transforms.functional import normalize
 
 from basicsr.data.transforms import augment, paired_random_crop
@@ -340,6 +341,37 @@ class ClipIndex:
             'lq_path': center['lq_path'],
             'gt_path': center['gt_path']
         }
+
+
+class PairDataset(data.Dataset):
+    """The Dataset protocol over ``self.samples``, (blurry, sharp) pairs that ``self.reader`` reads (GoPro, HIDE,
+    RealBlur set both in ``__init__``)."""
+
+    def file_groups(self):
+        """Every file the dataset reads, as (key, [(role, path)]): the files of a sample need one size
+        (:func:`pair_groups`); ``path`` is an LMDB key with lmdb."""
+        return pair_groups(self.samples)
+
+    def __getitem__(self, index):
+        return self.reader.read_pair(self.samples[index])
+
+    def __len__(self):
+        return len(self.samples)
+
+
+class WholeSequenceDataset(data.Dataset):
+    """The Dataset protocol over ``self.whole`` (a :class:`SequenceIndex`, one sample per sequence) and
+    ``self.sequences``, read by ``self.reader`` (the DVD and REDS test sets set them in ``__init__``)."""
+
+    def file_groups(self):
+        """Every file the dataset reads, as (sequence, [(role, path)]): all frames of a sequence need one size."""
+        return sequence_groups(self.sequences)
+
+    def __getitem__(self, index):
+        return self.whole.sample(index, self.reader)
+
+    def __len__(self):
+        return len(self.whole)
 
 
 class SequenceIndex:

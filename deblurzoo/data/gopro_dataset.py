@@ -17,11 +17,9 @@ truncated, oversized and undecodable files are refused with their path). The sca
 import os
 from os import path as osp
 
-from torch.utils import data as data
-
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import FrameReader, pair_groups
+from .frame_reader import FrameReader, PairDataset
 from .layout_scan import FLOW_EXTENSIONS, frames_in, listing, read_keys, sequence_frames, split_key
 from .safe_io import shown
 
@@ -131,7 +129,7 @@ def scan_gopro(root,
 
 
 @DATASET_REGISTRY.register()
-class GoProDataset(data.Dataset):
+class GoProDataset(PairDataset):
     """GoPro blurry/sharp pairs (and optionally flows) from a GOPRO_Large folder or from LMDBs.
 
     Training (``phase: train``) returns random ``gt_size`` crops, taken at the same location in the blurry frame,
@@ -238,13 +236,3 @@ class GoProDataset(data.Dataset):
             } if self.use_flow else {})) for k in keys
         ]
 
-    def file_groups(self):
-        """Every file the dataset reads, as (key, [(role, path)]) with the files of a sample needing one size
-        (``frame_reader.pair_groups``); ``path`` is an LMDB key with lmdb."""
-        return pair_groups(self.samples)
-
-    def __getitem__(self, index):
-        return self.reader.read_pair(self.samples[index])
-
-    def __len__(self):
-        return len(self.samples)

@@ -13,11 +13,9 @@ Keys are the blurry images' paths relative to the split folder, without extensio
 """
 from os import path as osp
 
-from torch.utils import data as data
-
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import disk_reader, pair_groups
+from .frame_reader import PairDataset, disk_reader
 from .layout_scan import frames_in, listing, read_keys
 from .safe_io import shown
 
@@ -124,7 +122,7 @@ def scan_hide(root, split='test', subset='all', names=None, names_source='names'
 
 
 @DATASET_REGISTRY.register()
-class HIDEDataset(data.Dataset):
+class HIDEDataset(PairDataset):
     """HIDE blurry/sharp pairs from a ``HIDE_dataset`` folder (disk backend).
 
     Samples are those of GoProDataset (``frame_reader.FrameReader.read_pair``): ``lq``, ``gt`` (3, H, W) float RGB in
@@ -168,12 +166,3 @@ class HIDEDataset(data.Dataset):
         if opt.get('check_sizes', False):
             self.reader.check_stored_sizes(self.file_groups(), problems)
 
-    def file_groups(self):
-        """Every file the dataset reads, as (key, [(role, path)]): a sample's blurry and sharp image."""
-        return pair_groups(self.samples)
-
-    def __getitem__(self, index):
-        return self.reader.read_pair(self.samples[index])
-
-    def __len__(self):
-        return len(self.samples)

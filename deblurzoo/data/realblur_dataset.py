@@ -15,11 +15,9 @@ scene230/blur/blur_7.png``. Keys are ``<scene>/<blurry image name>`` without ext
 """
 from os import path as osp
 
-from torch.utils import data as data
-
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import disk_reader, pair_groups
+from .frame_reader import PairDataset, disk_reader
 from .layout_scan import listing
 from .safe_io import read_bytes, shown
 
@@ -146,7 +144,7 @@ def scan_realblur(root, variant='J', split='test', list_file=None, problems=None
 
 
 @DATASET_REGISTRY.register()
-class RealBlurDataset(data.Dataset):
+class RealBlurDataset(PairDataset):
     """RealBlur-J or RealBlur-R blurry/sharp pairs from a ``RealBlur`` folder and its list files (disk backend).
 
     Samples are those of GoProDataset (``frame_reader.FrameReader.read_pair``): ``lq``, ``gt`` (3, H, W) float RGB in
@@ -185,12 +183,3 @@ class RealBlurDataset(data.Dataset):
         if opt.get('check_sizes', False):
             self.reader.check_stored_sizes(self.file_groups(), problems)
 
-    def file_groups(self):
-        """Every file the dataset reads, as (key, [(role, path)]): a sample's blurry and sharp image."""
-        return pair_groups(self.samples)
-
-    def __getitem__(self, index):
-        return self.reader.read_pair(self.samples[index])
-
-    def __len__(self):
-        return len(self.samples)

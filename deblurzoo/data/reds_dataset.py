@@ -43,7 +43,8 @@ from torch.utils import data as data
 
 from basicsr.utils.registry import DATASET_REGISTRY
 from .data_util import check_option_keys, report
-from .frame_reader import ClipIndex, FrameReader, SequenceIndex, load_sequences, sequence_groups
+from .frame_reader import (ClipIndex, FrameReader, SequenceIndex, WholeSequenceDataset, load_sequences,
+                           sequence_groups)
 from .layout_scan import compare_frames, frames_in, list_sequences, listing, natural_key, pick_sequences, read_keys
 from .safe_io import shown
 
@@ -264,7 +265,7 @@ class REDSDeblurDataset(data.Dataset):
 
 
 @DATASET_REGISTRY.register()
-class REDSDeblurTestDataset(data.Dataset):
+class REDSDeblurTestDataset(WholeSequenceDataset):
     """Whole REDS clips (e.g. the 30 ``val_blur``/``val_sharp`` clips), one sample each, for BasicSR's
     ``VideoRecurrentModel`` validation (and deblurzoo's ``VideoDeblurModel``).
 
@@ -296,12 +297,3 @@ class REDSDeblurTestDataset(data.Dataset):
         self.whole.index(clips, where)
         self.sequences, self.folders, self.data_info = self.whole.sequences, self.whole.folders, self.whole.data_info
 
-    def file_groups(self):
-        """Every file the dataset reads, as (clip, [(role, path)]): all frames of a clip need one size."""
-        return sequence_groups(self.sequences)
-
-    def __getitem__(self, index):
-        return self.whole.sample(index, self.reader)
-
-    def __len__(self):
-        return len(self.whole)
