@@ -205,6 +205,7 @@ RULES = (
     ('train.scheduler.total_iter', POSITIVE_INT),
     ('train.*.loss_weight', NON_NEGATIVE),
     ('train.nan_skip_limit', NON_NEGATIVE_INT),
+    ('train.dcn_lr_mul', POSITIVE),
     ('val.val_freq', POSITIVE_INT),
     ('val.suffix', path_component),
     ('logger.print_freq', POSITIVE_INT),

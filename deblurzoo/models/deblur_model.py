@@ -123,10 +123,14 @@ class DeblurTraining:
         self.amp.load_state_dict(state)
 
     def setup_optimizers(self):
-        params = [p for p in self.net_g.parameters() if p.requires_grad]
         optim_cls, kwargs = _with_type(self.opt['train']['optim_g'], 'optim_g', OPTIMIZERS)
-        self.optimizer_g = optim_cls(params, **kwargs)
+        self.optimizer_g = optim_cls(self.optimizer_param_groups(kwargs.get('lr')), **kwargs)
         self.optimizers.append(self.optimizer_g)
+
+    def optimizer_param_groups(self, lr):
+        """What ``optim_g`` trains: the trainable parameters of ``net_g``, or a list of parameter groups (dicts with
+        their own ``lr``) where a model trains parts at different rates (``SVDNModel``'s ``dcn_lr_mul``)."""
+        return [p for p in self.net_g.parameters() if p.requires_grad]
 
     def setup_schedulers(self):
         sched_cls, kwargs = _with_type(self.opt['train']['scheduler'], 'scheduler', SCHEDULERS)

@@ -131,3 +131,33 @@ def test_model_trains_one_step_and_validates(name, tmp_path):
     assert best['iter'] == 1, f'{name}: the validation pass recorded no PSNR ({best})'
     assert 0 < best['val'] < 100 and torch.isfinite(torch.tensor(best['val'])), f'{name}: PSNR {best["val"]}'
     assert model.net_g.training, f'{name}: validation must hand the network back in training mode'
+
+
+def test_svdn_dcn_lr_mul_trains_the_deformable_neck_at_its_own_rate(tmp_path):
+    """``train.dcn_lr_mul`` (EDVR's key): the neck's parameters -- offset/mask predictors and deformable convs -- in
+    their own group at lr x mul, every other parameter at lr, none twice or missing; the scheduler decays both."""
+    case = MODEL_CASES['SVDNModel']
+    opt = _opt(tmp_path, 'SVDNModel', dict(case, train=dict(case['train'], dcn_lr_mul=0.1)))
+    model = build_model(opt)
+    rest, neck = model.optimizer_g.param_groups
+    assert rest['lr'] == pytest.approx(1e-3) and neck['lr'] == pytest.approx(1e-4)
+    names = {id(p): n for n, p in model.net_g.named_parameters()}
+    assert {names[id(p)].split('.')[0] for p in neck['params']} == {'neck'}
+    assert any('conv_ow2' in names[id(p)] for p in neck['params'])
+    assert not any(names[id(p)].startswith('neck.') for p in rest['params'])
+    assert len(rest['params']) + len(neck['params']) == len(list(model.net_g.parameters()))
+    model.update_learning_rate(5)
+    lr_rest, lr_neck = model.get_current_learning_rate()
+    assert lr_neck == pytest.approx(0.1 * lr_rest) and lr_rest < 1e-3
+
+
+@pytest.mark.parametrize('value, network, message', [
+    (0, {}, 'dcn_lr_mul must be a number > 0'),
+    ('0.1', {}, 'dcn_lr_mul must be a number > 0'),
+    (0.1, {'deform': False}, 'no deformable neck'),
+])
+def test_svdn_dcn_lr_mul_bad_values_are_named(tmp_path, value, network, message):
+    case = MODEL_CASES['SVDNModel']
+    case = dict(case, network=dict(case['network'], **network), train={'dcn_lr_mul': value})
+    with pytest.raises(ValueError, match=message):
+        build_model(_opt(tmp_path, 'SVDNModel', case))
