@@ -150,7 +150,7 @@ def check_existing(target):
             decode_stored(safe_io.read_bytes(target), target)
         else:
             cap, _, count = safe_io.open_video(target)
-            if not any(True for _ in safe_io.video_frames(cap, target, count)):
+            if not sum(1 for _ in safe_io.video_frames(cap, target, count)):  # every frame: a short one fails
                 raise ValueError(f'{shown(target)}: no frames')
     except (OSError, ValueError) as err:
         raise InferenceError(f'--skip-existing: the existing output is not complete, so it was neither kept nor '
