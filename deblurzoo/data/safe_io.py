@@ -385,9 +385,12 @@ def read_video(path):
     return frames
 
 
-def _disk_full(folder, margin=1 << 20):
-    """Whether the file system holding ``folder`` has less than ``margin`` bytes free (OpenCV's video writer does
-    not report failed writes: a file that comes out short on an almost full disk is blamed on the disk)."""
+ENOSPC_TEXT = os.strerror(errno.ENOSPC)  # 'No space left on device'
+
+
+def disk_full(folder, margin=1 << 20):
+    """Whether the file system holding ``folder`` has less than ``margin`` bytes free: writers that do not report the
+    cause of a failed write (OpenCV's video writer reports nothing, lmdb an I/O error) blame the disk when it is."""
     try:
         st = os.statvfs(folder)
     except OSError:
@@ -413,8 +416,8 @@ class AtomicVideoWriter:
 
     def _fail(self, cause, err_no=None):
         folder = osp.dirname(osp.abspath(self.path))
-        if err_no is None and _disk_full(folder):
-            err_no, cause = errno.ENOSPC, f'{cause}: No space left on device'
+        if err_no is None and disk_full(folder):
+            err_no, cause = errno.ENOSPC, f'{cause}: {ENOSPC_TEXT}'
         self.abort()
         return OSError(err_no or errno.EIO, f'cannot write {shown(self.path)}: {cause}; nothing was written')
 

@@ -235,9 +235,9 @@ def test_a_batch_restores_every_good_input_and_lists_the_bad_ones(option, tmp_pa
     os.remove(src / 'sub' / 'e.jpg')
     before = {name: os.stat(out / name) for name in written}
     assert _run(option, src, out, '--skip-existing') == 0, capsys.readouterr().err
-    for name, st in before.items():
+    for name, old in before.items():
         now = os.stat(out / name)
-        assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), f'{name} was rewritten'
+        assert (now.st_ino, now.st_mtime_ns) == (old.st_ino, old.st_mtime_ns), f'{name} was rewritten'
     np.testing.assert_array_equal(_read(str(out / 'b.png')), _image(7))
 
 
