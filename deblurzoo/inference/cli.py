@@ -160,7 +160,7 @@ def check_existing(target):
 def run_image(restorer, source, target, device, sbs=False):
     rgb, info = read_image(source)
     check_writable_format(target, info)
-    out = to_array(restorer.image(to_tensor(rgb, device), name=source))
+    out = to_array(restorer.image(to_tensor(rgb, device), name=shown(source)))
     write_image(target, side_by_side(rgb, out) if sbs else out, info)
 
 
@@ -183,7 +183,7 @@ def run_sequence(restorer, sources, targets, device, sbs=False, progress=True, k
 
     bar = tqdm(total=len(sources), unit='frame', disable=not progress, leave=False)
     try:
-        for i, out in enumerate(restorer.video(frames(), name=lambda i: sources[i])):
+        for i, out in enumerate(restorer.video(frames(), name=lambda i: shown(sources[i]))):
             rgb, info = infos[i]
             infos[i] = None  # only the frames a window or look-ahead still needs stay in memory
             if targets[i] not in keep:

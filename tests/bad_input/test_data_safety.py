@@ -48,7 +48,8 @@ def _printable(message):
 
 # path-based readers and writers: a file name OpenCV or numpy opens itself (OpenCV crashes on non-UTF-8 names,
 # and nothing checks or atomically replaces what it writes)
-PATH_IO = re.compile(r'cv2\.(imread|imwrite|imreadmulti|readOpticalFlow|writeOpticalFlow|VideoCapture|VideoWriter)\('
+PATH_IO = re.compile(r'cv2\.(imreadmulti|readOpticalFlow|writeOpticalFlow|VideoCapture|VideoWriter)\('
+                     r'|\b(imread|imwrite|flowread|flowwrite)\('  # OpenCV's and basicsr.utils'
                      r'|np\.(load|save)\((?!\s*(io\.BytesIO|buf\b))|make_lmdb_from_imgs\(|FileClient\(')
 # video containers are the one thing OpenCV must open by path: only safe_io does, through a temporary ASCII-named link
 VIDEO_OPENER = ('deblurzoo/data/safe_io.py', re.compile(r'cv2\.(VideoCapture|VideoWriter)\('))
@@ -95,7 +96,8 @@ def test_no_image_or_flow_path_reaches_opencv(tmp_path):
     offenders = _offenders(REPO_ROOT, PATH_IO)
     assert not offenders, 'path-based image/flow/video I/O:\n' + '\n'.join(offenders)
     # the check itself finds what it is for
-    for call in ('img = cv2.imread(path)', 'np.load(path)', 'cv2.VideoCapture(path)', 'cv2.VideoWriter(p, f, 5, s)'):
+    for call in ('img = cv2.imread(path)', 'np.load(path)', 'cv2.VideoCapture(path)', 'cv2.VideoWriter(p, f, 5, s)',
+                 'imwrite(result, save_path)', 'basicsr.utils.imwrite(img, p)'):
         assert PATH_IO.search(call), call
     assert not PATH_IO.search('np.load(io.BytesIO(content), allow_pickle=False)')
     assert not PATH_IO.search("cv2.VideoWriter_fourcc(*'mp4v')")
