@@ -471,9 +471,12 @@ class AtomicVideoWriter:
         finally:
             cap.release()
         if found != self.count or size != self.size:
+            even = size == (self.size[0] // 2 * 2, self.size[1] // 2 * 2)
             raise self._fail(f'the file written holds {found} of the {self.count} frames'
                              + (f' at {size[0]}x{size[1]} instead of {self.size[0]}x{self.size[1]}'
-                                if found and size != self.size else ''))
+                                if found and size != self.size else '')
+                             + (f' (the {self.fourcc} encoder here keeps only even widths and heights: crop or pad '
+                                'the input to even sizes)' if found and even and size != self.size else ''))
         try:
             os.chmod(self.tmp, default_mode(self.path))
             os.replace(self.tmp, self.path)

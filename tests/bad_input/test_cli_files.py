@@ -198,6 +198,21 @@ def test_a_truncated_video_is_refused_with_its_name_or_restored_whole(option, vi
     _no_temporaries(str(tmp))
 
 
+def test_a_video_the_encoder_would_crop_is_refused_not_written_smaller(option, tmp_path, capsys):
+    """OpenCV's encoders silently drop an odd row and column; the written file is reopened and its size checked."""
+    _write_video(str(tmp_path / 'clip.avi'), size=(24, 32), fourcc='MJPG')
+    assert _run(option, tmp_path / 'clip.avi', tmp_path / 'wide.avi', '--side-by-side') == 0  # 64 wide: even
+    assert safe_io.read_video(str(tmp_path / 'wide.avi'))[0].shape == (24, 64, 3)
+    frames = [np.full((25, 33, 3), 40 * i, np.uint8) for i in range(3)]
+    writer = safe_io.AtomicVideoWriter(str(tmp_path / 'direct.mp4'), 5.0, 'mp4v')
+    for frame in frames:
+        writer.write(frame)
+    with pytest.raises(OSError, match=r'direct\.mp4: the file written holds 3 of the 3 frames at 32x24 instead of '
+                       r'33x25 \(the mp4v encoder here keeps only even widths and heights'):
+        writer.close()
+    assert sorted(os.listdir(tmp_path)) == ['clip.avi', 'wide.avi']
+
+
 # ---------------------------------------------------------------- batches keep going, --skip-existing
 
 
