@@ -555,7 +555,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         export(args)
-    except (ExportError, InferenceError) as err:
+    except (ExportError, InferenceError, OSError) as err:  # OSError: a full disk, ... (it names the file)
         print(f'export_onnx.py: error: {err}', file=sys.stderr)
         return 1
     return 0

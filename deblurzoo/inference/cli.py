@@ -84,7 +84,8 @@ def plan_jobs(input_path, output_path, video):
         output_path = osp.join(output_path, osp.basename(input_path))  # a folder: the input's name inside
     if kind_of(output_path) != kind:
         exts = ', '.join(IMAGE_EXTS if kind == 'image' else VIDEO_EXTS)
-        raise InferenceError(f'--output {shown(output_path)}: the input is {"an image" if kind == "image" else "a video"}, '
+        what = 'an image' if kind == 'image' else 'a video'
+        raise InferenceError(f'--output {shown(output_path)}: the input is {what}, '
                              f'so the output must be one too ({exts})')
     return [(kind, input_path, output_path)]
 

@@ -146,5 +146,6 @@ def kind_of(path):
         return 'image'
     if ext in VIDEO_EXTS:
         return 'video'
-    raise InferenceError(f'{shown(path)}: unsupported file type {ext or "(no extension)"}; images: {", ".join(IMAGE_EXTS)}; '
+    raise InferenceError(f'{shown(path)}: unsupported file type {ext or "(no extension)"}; '
+                         f'images: {", ".join(IMAGE_EXTS)}; '
                          f'videos: {", ".join(VIDEO_EXTS)}')

@@ -57,7 +57,8 @@ VIDEO_OPENER = ('deblurzoo/data/safe_io.py', re.compile(r'cv2\.(VideoCapture|Vid
 # writes that are not atomic (a partial file on a full disk or a kill), and removals/renames of files; each one left in
 # the package and scripts is listed in WRITE_ALLOWED with the reason it is safe
 WRITES = re.compile(r'open\([^)]*[\'"][wax]b?\+?[\'"]|json\.dump\(|torch\.save\(|np\.save\(|\.write_(text|bytes)\('
-                    r'|shutil\.(move|rmtree)\(|os\.(remove|unlink|rename|replace|rmdir)\(|yaml\.(safe_)?dump\([^)]*,\s*f\b')
+                    r'|shutil\.(move|rmtree)\(|os\.(remove|unlink|rename|replace|rmdir)\('
+                    r'|yaml\.(safe_)?dump\([^)]*,\s*f\b')
 WRITE_ALLOWED = {
     # file: (what an allowed line holds, ...), with the reason it is safe
     'deblurzoo/data/safe_io.py': ('with os.fdopen(fd,', 'os.replace(tmp, path)', 'os.unlink(tmp)', 'os.unlink(link)',
