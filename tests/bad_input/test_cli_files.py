@@ -6,6 +6,8 @@ Property-based cases (Hypothesis) keep few examples each, so the module stays fa
 """
 import os
 import re
+import struct
+import zlib
 from os import path as osp
 
 import numpy as np
@@ -288,6 +290,57 @@ def test_skip_existing_keeps_a_complete_video_and_remakes_a_short_one(option, vi
     dst.write_bytes(data[:int(len(data) * 0.9)])
     assert _run(option, tmp_path / 'in.avi', dst, '--skip-existing') == 2
     assert 'its header declares 13 frames, but the stream ends after' in capsys.readouterr().err
+
+
+def test_skip_existing_in_a_sequence_restores_every_frame_but_writes_only_the_missing(option, tmp_path, capsys):
+    """A recurrent net needs every frame for its state: the kept outputs are restored again, not rewritten, and the
+    remade one equals what the uninterrupted run wrote."""
+    torch.manual_seed(0)
+    net = build_network({'type': 'SARNRecurrent', **TINY['SARNRecurrent']})
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # not the identity: each frame depends on the ones before
+    torch.save({'params': net.state_dict()}, tmp_path / 'rec.pth')
+    opt = {'network_g': {'type': 'SARNRecurrent', **TINY['SARNRecurrent']},
+           'path': {'pretrain_network_g': str(tmp_path / 'rec.pth'), 'param_key_g': 'params'}}
+    (tmp_path / 'rec.yml').write_text(yaml.safe_dump(opt))
+    (tmp_path / 'seq').mkdir()
+    for i in range(4):
+        safe_io.write_image(str(tmp_path / 'seq' / f'{i}.png'), _image(i, 24, 32))
+    out = tmp_path / 'out'
+    assert _run(str(tmp_path / 'rec.yml'), tmp_path / 'seq', out) == 0, capsys.readouterr().err
+    whole = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert sorted(whole) == ['0.png', '1.png', '2.png', '3.png']
+    os.remove(out / '2.png')
+    kept = {name: os.stat(out / name).st_ino for name in ('0.png', '1.png', '3.png')}
+    assert _run(str(tmp_path / 'rec.yml'), tmp_path / 'seq', out, '--skip-existing') == 0
+    assert {name: os.stat(out / name).st_ino for name in kept} == kept
+    assert (out / '2.png').read_bytes() == whole['2.png']
+
+
+def _header_only(kind, width, height):
+    """A PNG (IHDR and IEND chunks, valid CRCs) or a JPEG (a baseline frame header) declaring ``width`` x ``height``,
+    without pixel data."""
+    if kind == 'png':
+        def chunk(tag, payload):
+            return struct.pack('>I', len(payload)) + tag + payload + struct.pack('>I', zlib.crc32(tag + payload))
+        ihdr = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
+        return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IEND', b'')
+    sof = struct.pack('>BHHB', 8, height, width, 3) + b'\x01\x11\x00\x02\x11\x00\x03\x11\x00'
+    return b'\xff\xd8\xff\xc0' + struct.pack('>H', len(sof) + 2) + sof + b'\xff\xd9'
+
+
+@FEW
+@given(kind=st.sampled_from(['png', 'jpeg']), width=st.integers(0, 65535), height=st.integers(0, 65535))
+def test_absurd_image_headers_through_the_cli_name_the_file(option, tmp_path_factory, capsys, kind, width, height):
+    tmp = tmp_path_factory.mktemp('header')
+    src = tmp / f'big.{"png" if kind == "png" else "jpg"}'
+    src.write_bytes(_header_only(kind, width, height))
+    capsys.readouterr()
+    assert _run(option, src, tmp / 'out.png') == 2
+    (line, ) = _errors(capsys.readouterr().err)
+    assert f'error: {src}: ' in line
+    assert os.listdir(tmp) == [src.name]
 
 
 # ---------------------------------------------------------------- a net without weights
