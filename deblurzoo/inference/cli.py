@@ -320,12 +320,14 @@ def infer(args):
             run_job(job, restorer, model.device, args, existing, outcome)
         except (InferenceError, MemoryError, OSError, ValueError) as err:  # each names its file and the cause
             source = job[1][0] if job[0] == 'sequence' else job[1]
-            outcome.failed.append((source, ' '.join(str(err).split()) or type(err).__name__))
+            outcome.failed.append((source, _one_line(err) or type(err).__name__))
     return outcome
 
 
 def _one_line(message):
-    return ' '.join(str(message).split())
+    """``message`` on one printable line: whitespace runs joined, anything still unprintable (a name that no message
+    escaped, e.g. a checkpoint's) escaped as ``safe_io.shown`` escapes it."""
+    return shown(' '.join(str(message).split()))
 
 
 def main(argv=None):

@@ -59,7 +59,7 @@ class LoadedModel:
 
     def restorer(self, self_ensemble=None, **kwargs):
         """The model's :class:`Restorer` (``self_ensemble`` None: the option file's; ``kwargs``: the Restorer's)."""
-        weights = f' with the weights in {self.weights}' if self.weights else ' (no weights loaded)'
+        weights = f' with the weights in {shown(self.weights)}' if self.weights else ' (no weights loaded)'
         num = self.self_ensemble if self_ensemble is None else self_ensemble
         return Restorer(self.net, self.stage1, num, label=f'{self.arch}{weights}', **kwargs)
 

@@ -370,3 +370,11 @@ def test_a_non_utf8_option_file_is_named(tmp_path, capsys):
     safe_io.write_image(str(tmp_path / 'a.png'), _image())
     assert _run(str(tmp_path / 'opt.yml'), tmp_path / 'a.png', tmp_path / 'o.png') == 2
     assert f'option file {tmp_path}/opt.yml: not UTF-8 text (byte 0xe9 on line 2)' in capsys.readouterr().err
+
+
+def test_every_error_line_is_printable_even_for_a_name_no_message_escaped(option, tmp_path, capsys):
+    safe_io.write_image(str(tmp_path / 'a.png'), _image())
+    weights = osp.join(os.fsencode(tmp_path), b'\xffw\x1b[31m\nx.pth')  # not UTF-8, an escape sequence, a newline
+    assert _run(option, tmp_path / 'a.png', tmp_path / 'o.png', f'--weights={os.fsdecode(weights)}') == 2
+    (line, ) = _errors(capsys.readouterr().err)
+    assert _printable(line) and line.endswith(f'checkpoint not found: {tmp_path}/\\xffw\\x1b[31m x.pth')
