@@ -39,12 +39,15 @@ def tmpfs():
 
     def mount(mib=8):
         folder = tempfile.mkdtemp(prefix='deblurzoo-full-disk-')
-        proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={mib}m', 'tmpfs', folder], capture_output=True,
-                              text=True)
-        if proc.returncode != 0:
+        try:
+            proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={mib}m', 'tmpfs', folder],
+                                  capture_output=True, text=True, timeout=30)
+            why = proc.stderr.strip() or f'status {proc.returncode}' if proc.returncode else None
+        except (OSError, subprocess.TimeoutExpired) as err:  # no mount command
+            why = str(err)
+        if why is not None:
             os.rmdir(folder)
-            pytest.skip(f'cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode}): the full-disk test '
-                        'needs root or CAP_SYS_ADMIN')
+            pytest.skip(f'cannot mount a tmpfs here ({why}): the full-disk tests need root or CAP_SYS_ADMIN')
         mounts.append(folder)
         return folder
 
