@@ -201,8 +201,8 @@ def main(argv=None):
         report = dict(load=load, device=str(device), loaders=rows, step_samples_per_s=step, best_loader=best,
                       bottleneck=verdict)
         if args.json:
-            with open(args.json, 'w') as f:
-                json.dump(report, f, indent=1)
+            from deblurzoo.data.safe_io import write_text_atomic
+            write_text_atomic(args.json, json.dumps(report, indent=1))
     return report
 
 

@@ -39,6 +39,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from deblurzoo.data.safe_io import write_text_atomic  # noqa: E402
 from deblurzoo.ops import deform_conv2d, get_backend, use_backend  # noqa: E402
 
 try:
@@ -202,10 +203,10 @@ def main(argv=None):
         diffs = ', '.join(f'{k} {r["rel_diff"][k]:.1e}' for k in TENSORS)
         print(f"  {'x'.join(map(str, r['shape']))} og={r['offset_groups']}: {diffs}")
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(backend=backend, torch=torch.__version__, torchvision=torchvision.__version__,
-                           threads=torch.get_num_threads(), repeats=args.repeats, load_before=load_before,
-                           load_after=load_after, results=rows), f, indent=2)
+        write_text_atomic(args.json, json.dumps(dict(
+            backend=backend, torch=torch.__version__, torchvision=torchvision.__version__,
+            threads=torch.get_num_threads(), repeats=args.repeats, load_before=load_before, load_after=load_after,
+            results=rows), indent=2))
         print(f'wrote {args.json}')
 
 

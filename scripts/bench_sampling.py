@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
 from basicsr.archs import build_network  # noqa: E402
+from deblurzoo.data.safe_io import write_text_atomic  # noqa: E402
 from deblurzoo.losses.reward_loss import AdaptiveSamplingRewardLoss  # noqa: E402
 from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402
 
@@ -195,8 +196,7 @@ def main(argv=None):
         results = bench(kwargs, sizes, args.repeats, args.device)
     print(f"load average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
+        write_text_atomic(args.json, json.dumps(results, indent=1))
 
 
 if __name__ == '__main__':

@@ -67,6 +67,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import model_cost  # noqa: E402  (scripts/model_cost.py: the counting code; imports deblurzoo)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from deblurzoo.archs.protocol import arch_info  # noqa: E402
+from deblurzoo.data.safe_io import write_text_atomic  # noqa: E402
 from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402
 
 DEFAULT_SIZES = ('256x256', '1280x720')
@@ -740,10 +741,8 @@ def run(args, argv=None):
                 tqdm.write(f'{model}: FAILED ({err})')
     report['seconds'] = time.perf_counter() - start
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out + '.json', 'w') as f:
-        json.dump(report, f, indent=1, default=str)
-    with open(args.out + '.md', 'w') as f:
-        f.write(markdown(report))
+    write_text_atomic(args.out + '.json', json.dumps(report, indent=1, default=str))
+    write_text_atomic(args.out + '.md', markdown(report))
     print(f"wrote {args.out}.md and {args.out}.json ({report['seconds']:.0f} s)")
     return report
 

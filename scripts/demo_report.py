@@ -34,8 +34,14 @@ def _output_path(results, dataset, seq, frame):
     return matches[0]
 
 
+def _read_color(path):
+    """An image file as 8-bit BGR, read as bytes and decoded in memory (any file name; None if it does not decode)."""
+    from deblurzoo.data import safe_io
+    return safe_io.decode_bytes(safe_io.read_bytes(path), path, cv2.IMREAD_COLOR)
+
+
 def _read_output(results, dataset, seq, frame, shape):
-    out = cv2.imread(_output_path(results, dataset, seq, frame))
+    out = _read_color(_output_path(results, dataset, seq, frame))
     if out is None or out.shape != shape:
         raise ValueError(f'output for {seq}/{frame} of {dataset} is unreadable or not {shape}')
     return out
@@ -61,6 +67,7 @@ def main(argv=None):
 
     import deblurzoo  # noqa: F401  (BasicSR needs deblurzoo's compatibility patches before it imports)
     from basicsr.metrics import calculate_psnr, calculate_ssim
+    from deblurzoo.data import safe_io
     from deblurzoo.data.gopro_dataset import scan_gopro
 
     pairs = scan_gopro(args.dataroot, args.split)
@@ -70,7 +77,7 @@ def main(argv=None):
     for pair in tqdm(pairs, desc='report', unit='image'):
         seq, frame = pair['key'].split('/')
         frame = osp.splitext(frame)[0]
-        blur, sharp = cv2.imread(pair['lq_path']), cv2.imread(pair['gt_path'])
+        blur, sharp = _read_color(pair['lq_path']), _read_color(pair['gt_path'])
         out = _read_output(args.results, args.dataset, seq, frame, sharp.shape)
         row = {'key': f'{seq}/{frame}'}
         for name, img in (('input', blur), ('output', out)):
@@ -81,7 +88,7 @@ def main(argv=None):
             row['psnr_sharp_input'] = float(calculate_psnr(same, sharp, crop_border=0))
         rows.append(row)
         panel = np.concatenate([_labelled(blur, 'blurry'), _labelled(out, 'deblurred'), _labelled(sharp, 'sharp')], 1)
-        cv2.imwrite(osp.join(args.out, 'compare', f'{seq}_{frame}.png'), panel)
+        safe_io.write_image(osp.join(args.out, 'compare', f'{seq}_{frame}.png'), panel)
 
     by_seq = defaultdict(list)
     for row in rows:
@@ -107,10 +114,8 @@ def main(argv=None):
         lines.append(f"Sharp frames given as input come back at {np.mean([r['psnr_sharp_input'] for r in rows]):.2f} "
                      f'dB PSNR against themselves (lowest sequence {lows:.2f} dB).')
     table = '\n'.join(lines) + '\n'
-    with open(osp.join(args.out, 'results.md'), 'w') as f:
-        f.write(table)
-    with open(osp.join(args.out, 'results.json'), 'w') as f:
-        json.dump(rows, f, indent=1)
+    safe_io.write_text_atomic(osp.join(args.out, 'results.md'), table)
+    safe_io.write_text_atomic(osp.join(args.out, 'results.json'), json.dumps(rows, indent=1))
     print(table)
     print(f'comparisons (blurry | deblurred | sharp): {osp.join(args.out, "compare")}/')
     return 0

@@ -75,6 +75,7 @@ table when what it finds changes.
 import argparse
 import contextlib
 import inspect
+import io
 import json
 import math
 import os
@@ -93,6 +94,7 @@ import deblurzoo  # noqa: E402  (registers the archs; patches BasicSR first)
 from basicsr.archs import build_network  # noqa: E402
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from deblurzoo.archs.protocol import arch_info  # noqa: E402
+from deblurzoo.data import safe_io  # noqa: E402
 from deblurzoo.inference import InferenceError, load_weights  # noqa: E402
 from deblurzoo.inference.loader import LoadedModel, load_model  # noqa: E402
 from deblurzoo.ops import ModulatedDeformConv, use_backend  # noqa: E402
@@ -349,17 +351,17 @@ def export_onnx(net, output, arch=None, kind=None, size=(256, 256), frames=None,
                 # tracer warnings (Python values fixed in the graph) and the exporter's deprecation notice: what
                 # they warn about is checked by running onnxruntime at a second size
                 warnings.simplefilter('ignore')
-                torch.onnx.export(net, (x, ), output, input_names=[INPUT], output_names=[OUTPUT],
+                buf = io.BytesIO()  # exported in memory, checked, then written atomically
+                torch.onnx.export(net, (x, ), buf, input_names=[INPUT], output_names=[OUTPUT],
                                   opset_version=opset, dynamic_axes=dynamic_axes, **_legacy_export_kwargs())
         except Exception as exc:
-            if osp.isfile(output):
-                os.remove(output)
             raise ExportError(f'{arch} cannot be exported to ONNX (opset {opset}, --deform {deform}): '
                               f'{describe_failure(exc)}') from exc
     try:
-        onnx.checker.check_model(output)
+        onnx.checker.check_model(buf.getvalue())
     except Exception as exc:
         raise ExportError(f'{arch}: the exported {output} is not a valid ONNX model: {exc}') from exc
+    safe_io.write_bytes_atomic(output, buf.getbuffer())
     return dict(opset=opset, frames=frames, traced=tuple(x.shape), check_sizes=check_sizes, dynamic=dynamic,
                 deform=deform)
 
@@ -503,13 +505,29 @@ def export(args):
     net, arch = loaded.net, loaded.arch
     if args.randomize:
         randomize(net)
-    info = export_onnx(net, args.output, arch, loaded.kind, args.size, args.frames, args.opset, args.dynamic,
-                       args.deform)
+    # written beside --output and renamed onto it only once checked: a file already there stays until then
+    folder, name = osp.split(osp.abspath(args.output))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.onnx', dir=folder)
+    os.close(fd)
+    try:
+        info = _export_checked(args, net, arch, loaded.kind, tmp)
+        os.chmod(tmp, safe_io.default_mode(args.output))
+        os.replace(tmp, args.output)
+        print(f'export_onnx.py: wrote {args.output} ({osp.getsize(args.output) / 1e6:.1f} MB)')
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return info
+
+
+def _export_checked(args, net, arch, kind, tmp):
+    """Export to ``tmp`` and check it (:func:`export`)."""
+    info = export_onnx(net, tmp, arch, kind, args.size, args.frames, args.opset, args.dynamic, args.deform)
     shape = list(info['traced'])
     if args.dynamic:
         shape[-2:] = ['height', 'width']
-    size_mb = osp.getsize(args.output) / 1e6
-    print(f'export_onnx.py: wrote {args.output} ({size_mb:.1f} MB): {arch} ({loaded.kind} net), input '
+    print(f'export_onnx.py: exported {arch} ({kind} net), input '
           f"{INPUT!r} {tuple(shape)} float32 in [0, 1], opset {info['opset']}, deformable convs as "
           f"{'DeformConv' if args.deform == 'onnx' else 'gather ops'}")
     info['check'] = None
@@ -521,11 +539,10 @@ def export(args):
         print(f'export_onnx.py: onnxruntime is not installed: the check was skipped{note}')
         return info
     try:
-        info['check'] = check_onnx(net, args.output, info['check_sizes'], arch, info['frames'], args.deform,
+        info['check'] = check_onnx(net, tmp, info['check_sizes'], arch, info['frames'], args.deform,
                                    args.tolerance, args.dynamic, args.seed)
-    except ExportError as err:
-        os.remove(args.output)  # not a model to use (--no-check keeps it, to debug)
-        raise type(err)(f'{err} ({args.output} removed)') from err
+    except ExportError as err:  # not a model to use (--no-check keeps it, to debug); a file already there stays
+        raise type(err)(f'{str(err).replace(tmp, args.output)} ({args.output} not written)') from err
     diffs = ', '.join(f"{'x'.join(map(str, r['shape']))}: {r['max_diff']:.2g}" +
                       (f" ({r['over']:.2%} of the values above {r['tolerance']:.2g}: top-N near-ties)" if r['over']
                        else '') for r in info['check'])
@@ -538,7 +555,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         export(args)
-    except (ExportError, InferenceError) as err:
+    except (ExportError, InferenceError, OSError) as err:  # OSError: a full disk, ... (it names the file)
         print(f'export_onnx.py: error: {err}', file=sys.stderr)
         return 1
     return 0

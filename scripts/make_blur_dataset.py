@@ -44,6 +44,7 @@ from tqdm import tqdm
 SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(SCRIPTS_DIR))  # the repository's deblurzoo, also when run as a file
 
+from deblurzoo.data import safe_io  # noqa: E402
 from deblurzoo.data.blur_synthesis import SynthConfig, shake_pair, window_pair  # noqa: E402
 from deblurzoo.data.frame_averaging import detect_scene_cuts, segment_windows, split_segments, still_pairs  # noqa
 from deblurzoo.data.motion_blur_synth_dataset import read_frame, read_video, scan_sources  # noqa: E402
@@ -126,16 +127,10 @@ def pair_paths(out, layout, split, seq, k):
 
 
 def write_atomic(path, data):
-    """Write ``data`` (bytes) to ``path`` through a temporary file renamed over it."""
+    """Write ``data`` (bytes) to ``path`` through a temporary file, checked and renamed over it
+    (``safe_io.write_bytes_atomic``)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    safe_io.write_bytes_atomic(path, data)
 
 
 def write_png(path, img):

@@ -50,6 +50,7 @@ DEFAULT_OUT = os.path.join(ROOT_DIR, 'datasets', 'demo')
 sys.path.insert(0, ROOT_DIR)  # the repository's deblurzoo, also when run as a file
 
 from deblurzoo.data.frame_averaging import STILL_FRAMES  # noqa: E402
+from deblurzoo.data import safe_io  # noqa: E402
 from deblurzoo.data.motion_blur_synth_dataset import read_video  # noqa: E402
 
 
@@ -132,7 +133,7 @@ def fit(img, max_side):
 
 def read_photo(path, max_side=MAX_SIDE):
     """A photo as (H, W, 3) uint8 BGR, resized (area) so the long side is <= ``max_side``, both sizes even."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    img = safe_io.decode_bytes(safe_io.read_bytes(path), path, cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f'cannot read the image {path}')
     return fit(img, max_side)

@@ -65,6 +65,7 @@ share names ('000'...). Options for the datasets::
     dataroot_gt: datasets/REDS/lmdb/REDS_train_sharp.lmdb
 """
 import argparse
+import errno
 import os
 import shutil
 import sys
@@ -209,7 +210,7 @@ def write_lmdb(target, paths, keys, compress_level=1):
     temporary folder is removed, ``target`` is left as it was and an OSError names ``target`` and the cause.
     """
     import lmdb
-    from deblurzoo.data.safe_io import check_lmdb, default_mode, shown, write_bytes_atomic
+    from deblurzoo.data.safe_io import ENOSPC_TEXT, check_lmdb, default_mode, disk_full, shown, write_bytes_atomic
 
     _check_keys(keys)
     folder, name = osp.split(osp.abspath(target))
@@ -237,7 +238,11 @@ def write_lmdb(target, paths, keys, compress_level=1):
     except (OSError, ValueError, lmdb.Error) as err:
         if old is not None and not osp.exists(target):  # put the replaced lmdb back
             os.rename(osp.join(old, name), target)
-        raise OSError(f'cannot write the lmdb {shown(target)}: {err}; nothing was written') from None
+        cause = str(err)
+        if isinstance(err, lmdb.Error) and ENOSPC_TEXT not in cause and disk_full(folder):
+            cause += f' ({ENOSPC_TEXT})'  # lmdb reports a failed write of a full disk as an I/O error
+        raise OSError(errno.ENOSPC if ENOSPC_TEXT in cause else getattr(err, 'errno', None) or errno.EIO,
+                      f'cannot write the lmdb {shown(target)}: {cause}; nothing was written') from None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

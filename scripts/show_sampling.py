@@ -23,6 +23,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
 from basicsr.utils import img2tensor  # noqa: E402
 from deblurzoo.archs.protocol import arch_info  # noqa: E402
+from deblurzoo.data import safe_io  # noqa: E402
 from deblurzoo.inference.loader import load_model  # noqa: E402
 
 
@@ -32,6 +33,11 @@ def load_net(opt_path):
     if not arch_info(loaded.net).adaptive:
         raise ValueError(f"{opt_path}: network_g {loaded.arch} does not sample adaptively")
     return loaded.net
+
+
+def _read_color(path):
+    """An image file as 8-bit BGR, read as bytes and decoded in memory (any file name; None if it does not decode)."""
+    return safe_io.decode_bytes(safe_io.read_bytes(path), path, cv2.IMREAD_COLOR)
 
 
 def _label(img, text):
@@ -59,7 +65,7 @@ def main(argv=None):
     parser.add_argument('--image', required=True, help='blurry image')
     parser.add_argument('--out', required=True, help='output PNG')
     args = parser.parse_args(argv)
-    img = cv2.imread(args.image, cv2.IMREAD_COLOR)
+    img = _read_color(args.image)
     if img is None:
         raise FileNotFoundError(f'cannot read image {args.image}')
     net = load_net(args.opt)
@@ -68,7 +74,7 @@ def main(argv=None):
         _, aux = net(x, policy='greedy', return_aux=True, return_masks=True)
     masks = aux['masks']
     sharp_path = args.image.replace(f'{os.sep}blur{os.sep}', f'{os.sep}sharp{os.sep}')
-    sharp = cv2.imread(sharp_path, cv2.IMREAD_COLOR) if sharp_path != args.image else None
+    sharp = _read_color(sharp_path) if sharp_path != args.image and osp.isfile(sharp_path) else None
     hard = None
     if sharp is not None and sharp.shape == img.shape:
         err = np.abs(img.astype(np.float32) - sharp.astype(np.float32)).mean(2)
@@ -85,7 +91,7 @@ def main(argv=None):
         prob = record['prob'][0, 0].numpy()
         panels.append(_label(_heat(prob), f'stage {stage}: P in [{prob.min():.2f}, {prob.max():.2f}]'))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    cv2.imwrite(args.out, np.concatenate(panels, axis=0))
+    safe_io.write_image(args.out, np.concatenate(panels, axis=0))
     print(f'wrote {args.out}')
 
 

@@ -25,6 +25,7 @@ from torch.utils import data as data
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
+from . import safe_io
 from .blur_synthesis import SynthConfig, odd_window, shake_pair, window_pair
 from .data_util import check_option_keys, decode_image
 from .frame_averaging import detect_scene_cuts, split_segments
@@ -88,20 +89,9 @@ def read_frame(path):
 
 
 def read_video(path):
-    """All frames of a video file as a list of (H, W, 3) uint8 BGR arrays (error naming the file if none)."""
-    cap = cv2.VideoCapture(path)
-    frames = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
-    finally:
-        cap.release()
-    if not frames:
-        raise ValueError(f'cannot decode any frame of {path} (not a video, or OpenCV built without a video backend)')
-    return frames
+    """All frames of a video file as a list of (H, W, 3) uint8 BGR arrays (error naming the file if none, or fewer
+    than its header declares); any file name (``safe_io.read_video``)."""
+    return safe_io.read_video(path)
 
 
 def clip_segments(frames, detect_cuts):

@@ -14,11 +14,20 @@ the file's name.
   meta page says it uses would make a read fault with SIGBUS (the file is memory-mapped); it is refused with the
   file's name instead. :class:`LmdbReader` reads keys (UTF-8 with surrogate escapes, so any file name can be a key)
   and names the file in every lmdb error.
+- Video containers are the one thing OpenCV must open by path (its video backends take no bytes): it only ever gets
+  an ASCII name, a symbolic link in a private temporary folder (:func:`safe_video_name`), never the user's path.
+  :func:`video_frames` reads a video through it and refuses a stream that ends before the frame count its header
+  declares (saying how many frames were read); :class:`AtomicVideoWriter` writes a temporary file beside the target
+  through such a link, reopens it and counts its frames and checks their size, and only then renames it onto the
+  target (a full disk, which OpenCV's writer does not report, leaves no file and is named in the error).
 
 numpy, OpenCV and lmdb only (``scripts/compute_flows.py`` loads ``flow_util``, which imports this file, without the
 package).
 """
+import contextlib
+import errno
 import os
+import re
 import struct
 import tempfile
 from os import path as osp
@@ -101,6 +110,12 @@ def write_bytes_atomic(path, content):
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def write_text_atomic(path, text):
+    """Write the string ``text`` (UTF-8) to ``path`` atomically (:func:`write_bytes_atomic`): reports, tables, JSON
+    and option files written by the scripts."""
+    write_bytes_atomic(path, text.encode('utf-8'))
 
 
 def encode_image(ext, img, params=(), name='<image>'):
@@ -288,3 +303,196 @@ class LmdbReader:
         except lmdb.Error as err:
             raise _lmdb_error(self.path, err) from None
         return None if value is None else bytes(value)
+
+
+# ---------------------------------------------------------------- video containers
+
+_SAFE_EXT = re.compile(r'\.[a-z0-9]{1,8}')
+
+
+@contextlib.contextmanager
+def safe_video_name(path):
+    """A name OpenCV's video backends can open for the file ``path`` (str or bytes, any name, possibly not existing
+    yet): a symbolic link ``video<ext>`` (the lower-case extension kept, which names the container when writing) in a
+    private temporary folder, removed with the folder on exit. A file OpenCV opened stays open after the link is
+    gone."""
+    ext = osp.splitext(os.fsdecode(path))[1].lower()
+    folder = tempfile.mkdtemp(prefix='deblurzoo-video-')
+    link = osp.join(folder, 'video' + (ext if _SAFE_EXT.fullmatch(ext) else ''))
+    try:
+        os.symlink(os.fsencode(osp.abspath(path)), os.fsencode(link))
+        yield link
+    finally:
+        try:
+            os.unlink(link)
+        except OSError:
+            pass
+        os.rmdir(folder)
+
+
+def open_video(path):
+    """``cv2.VideoCapture`` of the video file ``path`` (any name: opened through :func:`safe_video_name`), with its
+    frame rate (25 if it declares none) and the frame count its header declares (None if none): ``(capture, fps,
+    count)``. A ValueError names the file if it cannot be opened."""
+    import cv2
+    if not osp.isfile(path):
+        raise ValueError(f'no such file: {shown(path)}')
+    with safe_video_name(path) as name:
+        cap = cv2.VideoCapture(name)
+    if not cap.isOpened():
+        cap.release()
+        raise ValueError(f'cannot open video {shown(path)} (corrupt or truncated, or a codec OpenCV cannot decode)')
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0 else None
+    return cap, fps, count
+
+
+def short_stream_message(path, count, read):
+    return (f'{shown(path)}: its header declares {count} frames, but the stream ends after {read} (truncated or '
+            'damaged; if only its header is wrong, remux it, e.g. ffmpeg -i IN -c copy OUT)')
+
+
+def video_frames(cap, path, count=None):
+    """The frames of an opened capture (``open_video``), BGR uint8, released at the end. A stream that ends before
+    ``count`` frames (the header's) raises a ValueError naming ``path``, the declared count and how many were read;
+    a decoder error names ``path`` and the frame."""
+    import cv2
+    read = 0
+    try:
+        while True:
+            try:
+                ok, frame = cap.read()
+            except cv2.error as err:
+                raise ValueError(f'{shown(path)}: cannot decode frame {read}: {str(err).strip()}') from None
+            if not ok:
+                break
+            read += 1
+            yield frame
+    finally:
+        cap.release()
+    if count is not None and read < count:
+        raise ValueError(short_stream_message(path, count, read))
+
+
+def read_video(path):
+    """All frames of the video file ``path`` as a list of BGR uint8 arrays (:func:`open_video`,
+    :func:`video_frames`); a ValueError names the file if it holds none or fewer than its header declares."""
+    cap, _, count = open_video(path)
+    frames = list(video_frames(cap, path, count))
+    if not frames:
+        raise ValueError(f'cannot decode any frame of {shown(path)} (not a video, or OpenCV built without a video '
+                         'backend)')
+    return frames
+
+
+ENOSPC_TEXT = os.strerror(errno.ENOSPC)  # 'No space left on device'
+
+
+def disk_full(folder, margin=1 << 20):
+    """Whether the file system holding ``folder`` has less than ``margin`` bytes free: writers that do not report the
+    cause of a failed write (OpenCV's video writer reports nothing, lmdb an I/O error) blame the disk when it is."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
+
+
+class AtomicVideoWriter:
+    """Write BGR uint8 frames to the video file ``path`` atomically: into a temporary file beside it (opened by
+    OpenCV through :func:`safe_video_name`), which :meth:`close` fsyncs, reopens and checks (frame count and size,
+    by decoding every frame) before renaming it onto ``path``. :meth:`abort` (or any failure) removes the temporary
+    file; errors (OSError) name ``path`` and the cause, "No space left on device" when the disk is full.
+
+    Args:
+        path (str | bytes): The target (any name); its extension chooses the container.
+        fps (float): Frame rate.
+        fourcc (str): Four-character codec code, e.g. 'mp4v', 'MJPG'.
+    """
+
+    def __init__(self, path, fps, fourcc):
+        self.path, self.fps, self.fourcc = os.fsdecode(path), fps, fourcc
+        self.writer, self.tmp, self.size, self.count = None, None, None, 0
+
+    def _fail(self, cause, err_no=None):
+        folder = osp.dirname(osp.abspath(self.path))
+        if err_no is None and disk_full(folder):
+            err_no, cause = errno.ENOSPC, f'{cause}: {ENOSPC_TEXT}'
+        self.abort()
+        return OSError(err_no or errno.EIO, f'cannot write {shown(self.path)}: {cause}; nothing was written')
+
+    def _open(self, size):
+        import cv2
+        folder = osp.dirname(osp.abspath(self.path))
+        ext = osp.splitext(os.fsdecode(self.path))[1].lower()
+        try:
+            fd, self.tmp = tempfile.mkstemp(prefix='.deblurzoo-', suffix=ext if _SAFE_EXT.fullmatch(ext) else '',
+                                            dir=folder)
+            os.close(fd)
+            with safe_video_name(self.tmp) as name:
+                self.writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
+        except OSError as err:
+            raise self._fail(err.strerror or str(err), err.errno) from None
+        if not self.writer.isOpened():
+            raise self._fail(f'OpenCV has no {self.fourcc} encoder for {ext or "this container"} here')
+        self.size = size
+
+    def write(self, frame):
+        """Append one BGR uint8 frame (the first one sets the size; all must have it)."""
+        size = (frame.shape[1], frame.shape[0])
+        if self.writer is None:
+            self._open(size)
+        elif size != self.size:
+            raise self._fail(f'frame {self.count} is {size[0]}x{size[1]}, the first was {self.size[0]}x{self.size[1]}')
+        self.writer.write(frame)
+        self.count += 1
+
+    def close(self):
+        """Finish the file, check it and rename it onto the target; returns the number of frames written."""
+        import cv2
+        if self.writer is None:
+            raise self._fail('no frames to write')
+        self.writer.release()
+        self.writer = None
+        try:
+            with open(self.tmp, 'rb+') as f:
+                os.fsync(f.fileno())
+        except OSError as err:
+            raise self._fail(err.strerror or str(err), err.errno) from None
+        with safe_video_name(self.tmp) as name:
+            cap = cv2.VideoCapture(name)
+        found, size = 0, None
+        try:
+            while cap.isOpened():
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                found, size = found + 1, (frame.shape[1], frame.shape[0])
+        finally:
+            cap.release()
+        if found != self.count or size != self.size:
+            even = size == (self.size[0] // 2 * 2, self.size[1] // 2 * 2)
+            raise self._fail(f'the file written holds {found} of the {self.count} frames'
+                             + (f' at {size[0]}x{size[1]} instead of {self.size[0]}x{self.size[1]}'
+                                if found and size != self.size else '')
+                             + (f' (the {self.fourcc} encoder here keeps only even widths and heights: crop or pad '
+                                'the input to even sizes)' if found and even and size != self.size else ''))
+        try:
+            os.chmod(self.tmp, default_mode(self.path))
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            raise self._fail(err.strerror or str(err), err.errno) from None
+        self.tmp = None
+        return self.count
+
+    def abort(self):
+        """Stop and remove the temporary file; the target is left as it was."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except OSError:
+                pass
+            self.tmp = None

@@ -14,6 +14,9 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from deblurzoo.archs.protocol import arch_info
+from deblurzoo.data import safe_io
+from deblurzoo.data.safe_io import shown
+from deblurzoo.option_values import _StrictLoader
 from deblurzoo.option_keys import check_constructor_keys, did_you_mean
 from .checkpoint import load_weights
 from .errors import InferenceError
@@ -56,7 +59,7 @@ class LoadedModel:
 
     def restorer(self, self_ensemble=None, **kwargs):
         """The model's :class:`Restorer` (``self_ensemble`` None: the option file's; ``kwargs``: the Restorer's)."""
-        weights = f' with the weights in {self.weights}' if self.weights else ' (no weights loaded)'
+        weights = f' with the weights in {shown(self.weights)}' if self.weights else ' (no weights loaded)'
         num = self.self_ensemble if self_ensemble is None else self_ensemble
         return Restorer(self.net, self.stage1, num, label=f'{self.arch}{weights}', **kwargs)
 
@@ -100,7 +103,7 @@ def resolve_device(device='auto'):
     return device
 
 
-def load_model(model, weights=None, param_key=None, device='cpu'):
+def load_model(model, weights=None, param_key=None, device='cpu', allow_untrained=False):
     """Build a network from an arch name or an option file and load its checkpoint.
 
     Args:
@@ -110,6 +113,8 @@ def load_model(model, weights=None, param_key=None, device='cpu'):
         param_key (str | None): Checkpoint key; None: the option file's ``path.param_key_g``, else automatic
             (:func:`load_state_dict`).
         device (str | torch.device): Where to put the net ('auto': a GPU if there is one). Default: 'cpu'.
+        allow_untrained (bool): Let an option file without ``path.pretrain_network_g`` give its untrained net (as
+            its own ``allow_untrained: true`` does); otherwise it is refused. Default: False.
 
     Returns:
         LoadedModel
@@ -118,19 +123,27 @@ def load_model(model, weights=None, param_key=None, device='cpu'):
     opt = {}
     if model.endswith(('.yml', '.yaml')) or osp.isfile(model):
         if not osp.isfile(model):
-            raise InferenceError(f'option file not found: {model}')
-        with open(model, encoding='utf-8') as f:
-            try:
-                opt = yaml.safe_load(f) or {}
-            except yaml.YAMLError as err:
-                mark = getattr(err, 'problem_mark', None)
-                where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
-                raise InferenceError(f'cannot parse option file {model}{where}: '
-                                     f'{getattr(err, "problem", None) or err}') from None
+            raise InferenceError(f'option file not found: {shown(model)}')
+        try:
+            raw = safe_io.read_bytes(model)
+            text = raw.decode('utf-8')
+        except OSError as err:
+            raise InferenceError(str(err)) from None
+        except UnicodeDecodeError as err:
+            line = raw[:err.start].count(b'\n') + 1
+            raise InferenceError(f'option file {shown(model)}: not UTF-8 text (byte {raw[err.start]:#04x} on line '
+                                 f'{line}); save it as UTF-8') from None
+        try:
+            opt = yaml.load(text, Loader=_StrictLoader) or {}  # duplicate keys refused
+        except yaml.YAMLError as err:
+            mark = getattr(err, 'problem_mark', None)
+            where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
+            raise InferenceError(f'cannot parse option file {shown(model)}{where}: '
+                                 f'{getattr(err, "problem", None) or err}') from None
         if not isinstance(opt, dict):
-            raise InferenceError(f'option file {model} holds a {type(opt).__name__}, not a mapping of options')
+            raise InferenceError(f'option file {shown(model)} holds a {type(opt).__name__}, not a mapping of options')
         if 'network_g' not in opt:
-            raise InferenceError(f'option file {model} has no network_g')
+            raise InferenceError(f'option file {shown(model)} has no network_g')
         network_opt = opt['network_g']
     elif model in ARCH_REGISTRY._obj_map:
         network_opt = {'type': model}
@@ -148,15 +161,17 @@ def load_model(model, weights=None, param_key=None, device='cpu'):
             load_weights(net, weights, param_key or path_opt.get('param_key_g'), network_opt['type'])
         except InferenceError as err:
             raise InferenceError(f'{model} ({", ".join(from_file)}): {err}' if from_file else str(err)) from None
-    elif opt:
-        raise InferenceError(f'{model}: path.pretrain_network_g is empty; pass --weights')
+    elif opt and not (allow_untrained or opt.get('allow_untrained') is True):
+        raise InferenceError(f'{shown(model)}: path.pretrain_network_g is empty; pass --weights (or '
+                             '--allow-untrained to run the untrained net)')
     stage1 = None
     if opt.get('network_stage1'):
         stage1 = _build(opt['network_stage1'], 'network_stage1')
         stage1_weights = path_opt.get('pretrain_network_stage1')
-        if not stage1_weights:
+        if not stage1_weights and not (allow_untrained or opt.get('allow_untrained') is True):
             raise InferenceError(f'{model}: network_stage1 needs path.pretrain_network_stage1')
-        load_weights(stage1, stage1_weights, path_opt.get('param_key_stage1'), opt['network_stage1']['type'])
+        if stage1_weights:
+            load_weights(stage1, stage1_weights, path_opt.get('param_key_stage1'), opt['network_stage1']['type'])
         stage1 = stage1.to(device).eval().requires_grad_(False)
     try:
         num = ensemble_size((opt.get('val') or {}).get('self_ensemble'))

@@ -14,6 +14,7 @@ import torch
 
 from deblurzoo.data import safe_io
 from deblurzoo.data.data_util import decode_stored
+from deblurzoo.data.safe_io import shown
 from .errors import InferenceError
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -28,13 +29,9 @@ def read_image(path):
         tuple: (RGB float32 array (h, w, 3) in [0, 1], info) where info records what :func:`write_image` needs to
         give the result the input's layout: dtype, channels (1, 3 or 4) and the alpha plane.
     """
-    if not osp.isfile(path):
-        raise InferenceError(f'no such file: {path}')
-    with open(path, 'rb') as f:
-        content = f.read()
     try:
-        img = decode_stored(content, path)
-    except ValueError as err:
+        img = decode_stored(safe_io.read_bytes(path), path)
+    except (OSError, ValueError) as err:
         raise InferenceError(str(err)) from None
     channels = 1 if img.ndim == 2 else img.shape[2]
     alpha = img[..., 3] if channels == 4 else None
@@ -62,7 +59,7 @@ def _makedirs(folder):
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as err:
-        raise InferenceError(f'cannot create output folder {folder}: {err.strerror or err}') from None
+        raise InferenceError(f'cannot create output folder {shown(folder)}: {err.strerror or err}') from None
 
 
 def write_image(path, rgb, info):
@@ -72,17 +69,17 @@ def write_image(path, rgb, info):
     _makedirs(osp.dirname(osp.abspath(path)))
     try:
         safe_io.write_image(path, _to_layout(rgb, info))
-    except (OSError, ValueError) as err:
-        raise InferenceError(f'cannot write {path}: {err}') from None
+    except (OSError, ValueError) as err:  # they name the file
+        raise InferenceError(str(err)) from None
 
 
 def check_writable_format(path, info=None):
     ext = osp.splitext(path)[1].lower()
-    if ext not in IMAGE_EXTS or not cv2.haveImageWriter(path):
-        raise InferenceError(f'{path}: cannot write {ext or "files without an extension"} images; use one of '
+    if ext not in IMAGE_EXTS or not cv2.haveImageWriter('x' + ext):  # OpenCV sees the extension only
+        raise InferenceError(f'{shown(path)}: cannot write {ext or "files without an extension"} images; use one of '
                              f'{", ".join(IMAGE_EXTS)}')
     if info is not None and info['dtype'] == np.uint16 and ext not in ('.png', '.tif', '.tiff', '.pgm', '.ppm'):
-        raise InferenceError(f'{path}: {ext} cannot hold the input\'s 16 bits; write .png or .tif')
+        raise InferenceError(f'{shown(path)}: {ext} cannot hold the input\'s 16 bits; write .png or .tif')
 
 
 def to_tensor(rgb, device):
@@ -98,46 +95,49 @@ def side_by_side(inp, out):
 
 
 def read_video(path):
-    """Frames of a video file as RGB float arrays in [0, 1], read lazily; also its frame rate and frame count."""
-    cap = cv2.VideoCapture(path)
-    if not cap.isOpened():
-        raise InferenceError(f'cannot open video {path} (corrupt, or a codec OpenCV cannot decode)')
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    """Frames of a video file as RGB float arrays in [0, 1], read lazily (any file name: OpenCV opens it through
+    ``safe_io.open_video``'s temporary link); also its frame rate and declared frame count. A stream that ends before
+    the declared count raises an :class:`InferenceError` after its last frame, naming the file and how many frames
+    were read."""
+    try:
+        cap, fps, count = safe_io.open_video(path)
+    except ValueError as err:
+        raise InferenceError(str(err)) from None
 
     def frames():
         try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
+            for frame in safe_io.video_frames(cap, path, count):
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-        finally:
-            cap.release()
+        except ValueError as err:
+            raise InferenceError(str(err)) from None
 
     return frames(), fps, count
 
 
 class VideoWriter:
-    """Writes RGB float frames to a video file, opened at the first frame (which sets the size)."""
+    """Writes RGB float frames to a video file atomically (``safe_io.AtomicVideoWriter``: a temporary file beside the
+    target, reopened and its frames counted, then renamed), opened at the first frame (which sets the size).
+    :meth:`close` finishes and checks it; :meth:`abort` leaves no file."""
 
     def __init__(self, path, fps):
-        self.path, self.fps, self.writer, self.count = path, fps, None, 0
+        self.path = path
+        self.video = safe_io.AtomicVideoWriter(path, fps, FOURCC.get(osp.splitext(path)[1].lower(), 'mp4v'))
+
+    @property
+    def count(self):
+        return self.video.count
 
     def write(self, rgb):
         bgr = cv2.cvtColor((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR)
-        if self.writer is None:
+        if self.video.writer is None and self.video.count == 0:
             _makedirs(osp.dirname(osp.abspath(self.path)))
-            fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(osp.splitext(self.path)[1].lower(), 'mp4v'))
-            self.writer = cv2.VideoWriter(self.path, fourcc, self.fps, (bgr.shape[1], bgr.shape[0]))
-            if not self.writer.isOpened():
-                raise InferenceError(f'cannot write video {self.path} (no encoder for this container here)')
-        self.writer.write(bgr)
-        self.count += 1
+        self.video.write(bgr)
 
     def close(self):
-        if self.writer is not None:
-            self.writer.release()
+        return self.video.close()
+
+    def abort(self):
+        self.video.abort()
 
 
 def kind_of(path):
@@ -146,5 +146,6 @@ def kind_of(path):
         return 'image'
     if ext in VIDEO_EXTS:
         return 'video'
-    raise InferenceError(f'{path}: unsupported file type {ext or "(no extension)"}; images: {", ".join(IMAGE_EXTS)}; '
+    raise InferenceError(f'{shown(path)}: unsupported file type {ext or "(no extension)"}; '
+                         f'images: {", ".join(IMAGE_EXTS)}; '
                          f'videos: {", ".join(VIDEO_EXTS)}')

@@ -28,6 +28,7 @@ Differences from ``SRModel`` (and only these):
   reduced, so every image counts exactly once; images are saved per sequence (``<dataset>/<seq>/<frame>_<suffix>``)
   because frame names repeat across sequences in GoPro-style sets.
 """
+import os
 import os.path as osp
 from collections import OrderedDict
 
@@ -39,10 +40,11 @@ from tqdm import tqdm
 from basicsr.metrics import calculate_metric
 from basicsr.models import lr_scheduler as basicsr_lr_scheduler
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import MODEL_REGISTRY
 from ..compat import find_resume_state
+from ..data import safe_io
 from .lr_scheduler import PolyLR
 from .mixed_precision import MixedPrecision, to_float32
 from ..inference import Restorer, ensemble_size
@@ -272,8 +274,10 @@ class DeblurModel(DeblurTraining, SRModel):
                 metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
                 del self.gt
             del self.lq, self.output
-            if save_img:
-                imwrite(result, self._visualization_path(data, dataset_name, current_iter))
+            if save_img:  # encoded in memory and written atomically: any file name, no partial file
+                path = self._visualization_path(data, dataset_name, current_iter)
+                os.makedirs(osp.dirname(path), exist_ok=True)
+                safe_io.write_image(path, result)
             for i, metric_opt in enumerate(metrics.values()):
                 sums[i] += calculate_metric(metric_data, metric_opt)
             sums[-1] += 1

@@ -25,7 +25,8 @@ names (restored on exit; BasicSR's classes and registries are never changed):
   is reported and the next older one is used; the state resumed from is kept (on this object) for the data loader.
 - ``create_train_val_dataloader`` and ``EnlargedSampler``: exact mid-epoch resume (:class:`ResumableSampler`), epochs
   counted in the loader's real batches, a training set smaller than one batch is an error.
-- ``make_exp_dirs``/``copy_opt_file``: the experiment folders are checked for writing before anything trains.
+- ``make_exp_dirs``/``copy_opt_file``: the experiment folders are checked for writing before anything trains; the
+  option file's copy is written atomically.
 """
 import argparse
 import contextlib
@@ -33,6 +34,7 @@ import copy
 import math
 import os
 import sys
+import time
 from unittest import mock
 
 from basicsr.data.data_sampler import EnlargedSampler
@@ -40,6 +42,7 @@ from basicsr.utils import check_resume, get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from .. import compat
+from ..data import safe_io
 from ..option_keys import check_entry, check_options, registered
 from ..option_values import check_option_values, check_weights, load_option_file
 from .checkpoints import extended_model_class, set_rng_state
@@ -304,7 +307,7 @@ class TrainerExtensions:
         return make_exp_dirs
 
     @staticmethod
-    def _checked_copy_opt_file(original):
+    def _checked_copy_opt_file(original):  # noqa: ARG004  (replaced, not wrapped: see below)
         """When resuming, an unwritable experiment folder fails only at the first checkpoint, after
         ``save_checkpoint_freq`` iterations: check every folder a run writes to before anything trains (rank 0)."""
 
@@ -312,7 +315,11 @@ class TrainerExtensions:
         def copy_opt_file(opt_file, experiments_root):
             for folder in [experiments_root] + [os.path.join(experiments_root, sub) for sub in SAVED_FOLDERS]:
                 _probe_writable(folder, 'the experiment folder')
-            original(opt_file, experiments_root)
+            # BasicSR's copy (the file with a header naming the time and command), written atomically: BasicSR copies
+            # it in place, so a full disk would leave a truncated copy, or cut the previous run's copy on a resume
+            header = f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {" ".join(sys.argv)}\n\n'
+            safe_io.write_bytes_atomic(os.path.join(experiments_root, os.path.basename(opt_file)),
+                                       header.encode('utf-8', 'surrogateescape') + safe_io.read_bytes(opt_file))
 
         return copy_opt_file
 

@@ -48,30 +48,94 @@ def _printable(message):
 
 # path-based readers and writers: a file name OpenCV or numpy opens itself (OpenCV crashes on non-UTF-8 names,
 # and nothing checks or atomically replaces what it writes)
-PATH_IO = re.compile(r'cv2\.(imread|imwrite|imreadmulti|readOpticalFlow|writeOpticalFlow)\(|np\.(load|save)\((?!\s*'
-                     r'(io\.BytesIO|buf\b))|make_lmdb_from_imgs\(|FileClient\(')
-# files of the package and scripts that still open image paths themselves (the inference engine and the demo and
-# visualisation scripts): the datasets, flows and LMDB packing must never join them
-NOT_YET = {'deblurzoo/infer.py', 'scripts/demo_report.py', 'scripts/make_demo_data.py', 'scripts/show_sampling.py'}
+PATH_IO = re.compile(r'cv2\.(imreadmulti|readOpticalFlow|writeOpticalFlow|VideoCapture|VideoWriter)\('
+                     r'|\b(imread|imwrite|flowread|flowwrite)\('  # OpenCV's and basicsr.utils'
+                     r'|np\.(load|save)\((?!\s*(io\.BytesIO|buf\b))|make_lmdb_from_imgs\(|FileClient\(')
+# video containers are the one thing OpenCV must open by path: only safe_io does, through a temporary ASCII-named link
+VIDEO_OPENER = ('deblurzoo/data/safe_io.py', re.compile(r'cv2\.(VideoCapture|VideoWriter)\('))
+
+# writes that are not atomic (a partial file on a full disk or a kill), and removals/renames of files; each one left in
+# the package and scripts is listed in WRITE_ALLOWED with the reason it is safe
+WRITES = re.compile(r'open\([^)]*[\'"][wax]b?\+?[\'"]|json\.dump\(|torch\.save\(|np\.save\(|\.write_(text|bytes)\('
+                    r'|shutil\.(move|rmtree)\(|os\.(remove|unlink|rename|replace|rmdir)\('
+                    r'|yaml\.(safe_)?dump\([^)]*,\s*f\b')
+WRITE_ALLOWED = {
+    # file: (what an allowed line holds, ...), with the reason it is safe
+    'deblurzoo/data/safe_io.py': ('with os.fdopen(fd,', 'os.replace(tmp, path)', 'os.unlink(tmp)', 'os.unlink(link)',
+                                  'os.rmdir(folder)', 'os.replace(self.tmp, self.path)',
+                                  'os.unlink(self.tmp)'),  # the atomic writers, their temporary files and links
+    'deblurzoo/checkpoint.py': ('torch.save(obj, path)', "with open(tmp, 'wb')", 'torch.save(obj, f)',
+                                'os.replace(tmp, path)', 'os.remove(tmp)'),  # atomic_save: <path>.tmp, fsync, rename
+    'deblurzoo/data/flow_util.py': ('np.save(buf,', ),  # into an in-memory buffer
+    'deblurzoo/training/extensions.py': ("with open(probe, 'w')", 'os.remove(probe)'),  # its own probe file
+    'scripts/benchmark.py': ("with open(spec_path, 'w')", 'json.dump(dict(spec, result=result_path), f)',
+                             "with open(tmp, 'w')", 'json.dump(res, f)',
+                             "os.replace(tmp, spec['result'])"),  # its own temporary folder, then os.replace
+    'scripts/gpu_check.py': ('shutil.rmtree(target)', "with open(tmp, 'w')", 'os.replace(tmp, self.out + ext)',
+                             'torch.save({', "with open(osp.join(root, 'opt.yml'), 'w')",
+                             'yaml.safe_dump(opt, f)'),  # --vendor's copy, its report (tmp + replace), scratch
+    'scripts/make_lmdb.py': ('os.rename(target, osp.join(old, name))', 'os.rename(tmp, target)',
+                             'os.rename(osp.join(old, name), target)', 'shutil.rmtree(tmp,',
+                             'shutil.rmtree(old,'),  # the swap of a complete lmdb, its own temporary folders
+    'scripts/make_blur_dataset.py': ('os.remove(manifest_path)', ),  # its own manifest: an interrupted build is
+    # not complete
+    'scripts/export_onnx.py': ('os.replace(tmp, args.output)', 'os.remove(tmp)'),  # its temporary file beside --output
+}
 
 
-def test_no_image_or_flow_path_reaches_opencv():
-    offenders = []
+def _offenders(root, pattern, allowed=None):
+    """'file:line: text' of every line of deblurzoo/ and scripts/ under ``root`` matching ``pattern`` (docstring lines
+    that name a call are code too here: only ``#`` comments are left out), except lines holding one of the texts
+    ``allowed`` lists for their file."""
+    allowed = allowed or {}
+    found = []
     for folder in ('deblurzoo', 'scripts'):
-        for dirpath, _, names in os.walk(osp.join(REPO_ROOT, folder)):
-            for name in names:
+        for dirpath, _, names in os.walk(osp.join(root, folder)):
+            for name in sorted(names):
                 path = osp.join(dirpath, name)
-                rel = osp.relpath(path, REPO_ROOT)
-                if not name.endswith('.py') or rel in NOT_YET or rel.startswith('deblurzoo/inference/'):
+                rel = osp.relpath(path, root)
+                if not name.endswith('.py'):
                     continue
                 with open(path, encoding='utf-8') as f:
                     for number, line in enumerate(f, 1):
-                        if PATH_IO.search(line.split('#')[0]):
-                            offenders.append(f'{rel}:{number}: {line.strip()}')
-    assert not offenders, 'path-based image/flow I/O:\n' + '\n'.join(offenders)
+                        code = line.split('#')[0]
+                        if not pattern.search(code) or any(text in code for text in allowed.get(rel, ())):
+                            continue
+                        if not (rel == VIDEO_OPENER[0] and VIDEO_OPENER[1].search(code)):
+                            found.append(f'{rel}:{number}: {line.strip()}')
+    return found
+
+
+def test_no_image_or_flow_path_reaches_opencv(tmp_path):
+    offenders = _offenders(REPO_ROOT, PATH_IO)
+    assert not offenders, 'path-based image/flow/video I/O:\n' + '\n'.join(offenders)
     # the check itself finds what it is for
-    assert PATH_IO.search('img = cv2.imread(path)') and PATH_IO.search('np.load(path)')
+    for call in ('img = cv2.imread(path)', 'np.load(path)', 'cv2.VideoCapture(path)', 'cv2.VideoWriter(p, f, 5, s)',
+                 'imwrite(result, save_path)', 'basicsr.utils.imwrite(img, p)'):
+        assert PATH_IO.search(call), call
     assert not PATH_IO.search('np.load(io.BytesIO(content), allow_pickle=False)')
+    assert not PATH_IO.search("cv2.VideoWriter_fourcc(*'mp4v')")
+    (tmp_path / 'scripts').mkdir()
+    (tmp_path / 'deblurzoo' / 'data').mkdir(parents=True)
+    (tmp_path / 'scripts' / 'x.py').write_text('import cv2\ncap = cv2.VideoCapture(name)  # a video\n')
+    (tmp_path / 'deblurzoo' / 'data' / 'safe_io.py').write_text('a = cv2.VideoCapture(link)\nb = cv2.imread(p)\n')
+    assert _offenders(tmp_path, PATH_IO) == ['deblurzoo/data/safe_io.py:2: b = cv2.imread(p)',
+                                             'scripts/x.py:2: cap = cv2.VideoCapture(name)  # a video']
+
+
+def test_every_write_of_the_package_and_scripts_is_atomic(tmp_path):
+    offenders = _offenders(REPO_ROOT, WRITES, WRITE_ALLOWED)
+    assert not offenders, ('writes that are not atomic (use safe_io.write_bytes_atomic/write_text_atomic/write_image, '
+                           'or list the file in WRITE_ALLOWED with the reason):\n' + '\n'.join(offenders))
+    for call in ("with open(args.json, 'w') as f:", 'json.dump(rows, f)', 'torch.save(state, path)',
+                 "open(p, 'wb')", 'shutil.rmtree(out)', 'os.remove(path)', 'yaml.safe_dump(opt, f)'):
+        assert WRITES.search(call), call
+    assert not WRITES.search("open(path, 'rb')") and not WRITES.search('json.dumps(rows)')
+    (tmp_path / 'scripts').mkdir()
+    (tmp_path / 'scripts' / 'report.py').write_text("with open(out, 'w') as f:\n    f.write(table)\n")
+    (tmp_path / 'scripts' / 'make_lmdb.py').write_text("os.rename(tmp, target)\nshutil.rmtree(args.out)\n")
+    assert _offenders(tmp_path, WRITES, WRITE_ALLOWED) == ['scripts/make_lmdb.py:2: shutil.rmtree(args.out)',
+                                                           "scripts/report.py:1: with open(out, 'w') as f:"]
 
 
 # ---------------------------------------------------------------- any file name

@@ -6,6 +6,7 @@ Nets get random weights (``randomize``): untrained ones have zero output convs a
 make the comparison trivial (and the deformable convs sample only integer positions).
 """
 import json
+import os
 
 import numpy as np
 import pytest
@@ -115,6 +116,17 @@ def test_cli_arch_name_warns_untrained(script, tmp_path, capsys):
     assert script.main(argv) == 0
     assert 'untrained SVDN' in capsys.readouterr().err
     assert out.is_file()
+
+
+def test_a_failed_check_leaves_an_existing_output_alone(script, tmp_path, capsys):
+    pytest.importorskip('onnxruntime')
+    out = tmp_path / 'svdn.onnx'
+    out.write_bytes(b'mine')
+    argv = ['--model', 'SVDN', '--kwargs', json.dumps(TINY['SVDN']), '--output', str(out), '--size', '20', '20',
+            '--randomize', '--tolerance', '-1']  # no difference passes: the check fails
+    assert script.main(argv) == 1
+    assert f'({out} not written)' in capsys.readouterr().err
+    assert out.read_bytes() == b'mine' and os.listdir(tmp_path) == ['svdn.onnx']  # no temporary file left
 
 
 class _CumMaxNet(nn.Module):
