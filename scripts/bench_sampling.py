@@ -27,7 +27,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
 from basicsr.archs import build_network  # noqa: E402
 from deblurzoo.losses.reward_loss import AdaptiveSamplingRewardLoss  # noqa: E402
-from deblurzoo.models.test_time import measure_peak_memory  # noqa: E402
+from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402
 
 # aten op -> family, for the profile (the rest is 'other')
 FAMILIES = {

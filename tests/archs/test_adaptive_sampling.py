@@ -80,9 +80,12 @@ def test_grid_inverse_mask_and_reads():
     assert got.tolist() == [[0.0, 1.0, 0.0], [4.0, 5.0, 0.0]]
     got = level.read_pixels(torch.tensor([[2], [0]]), torch.tensor([[2], [0]]))  # (2,2)=10 and (0,0)=0: not sampled
     assert got[..., 0].tolist() == [[-1.0], [-1.0]]
-    # reads at any pixel go through the level's whole map, built once: the fallback read at every batch-flattened pixel
-    assert len(fallback_calls) == 1 and fallback_calls[0].tolist() == list(range(24))
-    assert level.read(torch.tensor([5, 13])).flatten().tolist() == [1.0, -1.0]  # read: the tokens, fallback if missed
+    # the fallback is computed only at the unsampled pixels read (batch-flattened), each once: no whole-level map
+    assert [c.tolist() for c in fallback_calls] == [[10, 12]]
+    level.read_pixels(torch.tensor([[2], [0]]), torch.tensor([[2], [0]]))
+    assert len(fallback_calls) == 1
+    assert level.read(torch.tensor([5, 13, 10])).flatten().tolist() == [1.0, -1.0, -1.0]  # tokens, fallback if missed
+    assert [c.tolist() for c in fallback_calls] == [[10, 12], [13]]
 
 
 def test_scatter_then_read_round_trips():
@@ -118,10 +121,13 @@ def test_fallback_is_the_projected_skip_and_computed_once():
 
     fallback = make_fallback(counting_proj, finer)
     a = fallback(torch.tensor([3, 7]))
-    b = fallback(torch.tensor([7]))
+    b = fallback(torch.tensor([7, 7]))
     torch.testing.assert_close(a, proj(finer.tokens[0, [3, 7]]))
-    torch.testing.assert_close(b[0], a[1])
-    assert calls == [16]
+    torch.testing.assert_close(b[1], a[1])
+    assert calls == [2], 'projected at the pixels read only, each once'
+    fallback(torch.tensor([9, 3, 9]))
+    assert calls == [2, 1]
+    assert fallback.count == 3 and fallback.rows(torch.tensor([3, 7, 9])).tolist() == [0, 1, 2]
 
 
 @pytest.mark.parametrize('ratio', [1.0, 0.5, 1.5])

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import deblurzoo.archs.adaptive_sampling as adaptive_sampling
 import deblurzoo.archs.patch_hierarchy as patch_hierarchy
 import deblurzoo.archs.saphn_arch as saphn_arch
 from deblurzoo.archs.adaptive_sampling import LevelMap, TokenConv, pixel_dependent_filter
@@ -65,7 +66,16 @@ def reference_taps(level_map, k, anchors=None, spacing=None, offsets=None):
     return torch.stack(taps, 2)
 
 
+def concatenated(maps):
+    """One LevelMap of the channels of ``maps`` (one grid) concatenated; its fallback is theirs concatenated."""
+    fallbacks = [m.fallback for m in maps]
+    fallback = None if fallbacks[0] is None else (lambda gidx: torch.cat([f(gidx) for f in fallbacks], dim=1))
+    return LevelMap(torch.cat([m.tokens for m in maps], dim=2), maps[0].grid, fallback)
+
+
 def reference_token_conv(self, level_map, anchors=None):
+    if isinstance(level_map, (list, tuple)):
+        level_map = concatenated(level_map)
     grid = level_map.grid
     target = grid if anchors is None else anchors
     if grid.lattice is not None and target.lattice is not None:
@@ -147,3 +157,24 @@ def test_adaptive_path_matches_the_reference(arch, policy, reference):
     assert set(grads) == set(ref_grads)
     for name in grads:
         torch.testing.assert_close(grads[name], ref_grads[name], msg=lambda m, n=name: f'{n}: {m}')
+
+
+@pytest.mark.parametrize('arch', [SAPHNet, DMPHN])
+def test_inference_matches_the_reference(arch, reference, monkeypatch):
+    """Without gradients the sampled levels read through one buffer per level and gather in chunks of anchors (made
+    tiny here, so that every conv runs several): the same pixels and outputs as the reference."""
+    torch.manual_seed(0)
+    net = arch(**TINY).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.rand(2, 3, 24, 40, dtype=torch.float64)
+    monkeypatch.setattr(adaptive_sampling, '_CHUNK_ELEMENTS', 64)
+    with_grad = net(x)  # the training-time path: tables concatenated, no chunks
+    with torch.no_grad():
+        out, aux = net(x, return_aux=True, return_masks=True)
+        reference()
+        ref_out, ref_aux = net(x, return_aux=True, return_masks=True)
+    assert all(torch.equal(m, r) for ms, rs in zip(aux['masks'], ref_aux['masks']) for m, r in zip(ms, rs))
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(out, with_grad.detach())
