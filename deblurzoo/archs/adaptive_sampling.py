@@ -174,8 +174,9 @@ class Fallback:
         new = rows < 0
         if bool(new.any()):
             pix = torch.unique(gidx[new])
+            values = self.fn(pix)
             self.slot[pix] = torch.arange(self.count, self.count + pix.numel(), device=pix.device)
-            self._append(self.fn(pix))
+            self._append(values)
             rows = self.slot[gidx]
         return rows
 
