@@ -5,6 +5,8 @@ fallback -- the projected encoder skip -- at every pixel, the sampled pixels' to
 each bilinear corner of the pixel-dependent filter indexed from that map one tap at a time, scatters by a dense
 write. A tiny SAPHNet and DMPHN must give the same pixels, outputs and gradients with the reference ops swapped in.
 """
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +17,7 @@ import deblurzoo.archs.saphn_arch as saphn_arch
 from deblurzoo.archs.adaptive_sampling import LevelMap, TokenConv, pixel_dependent_filter
 from deblurzoo.archs.dmphn_arch import DMPHN
 from deblurzoo.archs.saphn_arch import SAPHNet
+from data_factory import load_script
 
 TINY = dict(num_feat=4, num_block=(1, 1, 2), sampler_feat=4)
 
@@ -178,3 +181,22 @@ def test_inference_matches_the_reference(arch, reference, monkeypatch):
     assert all(torch.equal(m, r) for ms, rs in zip(aux['masks'], ref_aux['masks']) for m, r in zip(ms, rs))
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(out, with_grad.detach())
+
+
+def test_bench_script_reports_both_paths_and_both_phases(tmp_path, capsys, monkeypatch):
+    """scripts/bench_sampling.py measures uniform against adaptive in one run: inference at each size, one training
+    step of each phase at each training crop, time and peak memory, and their ratios."""
+    out = tmp_path / 'bench.json'
+    bench = load_script('bench_sampling')
+    peaks = iter(range(1, 100))  # the peak measurement (dispatch-mode, slow) is test_time's, checked there
+    monkeypatch.setattr(bench, 'measure_peak_memory', lambda fn: (next(peaks), fn()))
+    bench.main(['--sizes', '32x24', '16x16', '--train-sizes', '32x24', '--repeats', '1',
+                                        '--kwargs', '{"num_feat": 4, "num_block": [1, 1, 1], "sampler_feat": 4}',
+                                        '--json', str(out)])
+    results = json.loads(out.read_text())
+    assert set(results) == {'32x24', '16x16'}
+    assert len(results['32x24']) == 4 and len(results['16x16']) == 2  # training steps only at the training crop
+    assert all(case['seconds'] > 0 for case in results['32x24'].values())
+    assert [case['peak_bytes'] for case in results['32x24'].values()] == [1, 2, 3, 4]
+    text = capsys.readouterr().out
+    assert '32x24 inference: adaptive / uniform time' in text and '32x24 training step: adaptive / uniform' in text
