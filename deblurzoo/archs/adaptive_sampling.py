@@ -14,7 +14,7 @@ Vocabulary
 - *tokens*: a level's features, ``(b, n, c)`` with ``n`` the grid's pixel count (raster order for lattices).
 - *fallback*: where a level reads pixels it did not sample (a neighbour of a sampled pixel, say): the encoder features
   of the next finer level at that pixel, projected to the level's width -- the paper's "skip from the encoder features
-  of the next higher resolution" (:class:`LevelMap`).
+  of the next higher resolution" (:class:`Fallback`, read through :class:`LevelMap`).
 
 Operations (dense path on lattices, identical to the usual convolutions; gather path on sampled grids):
 - :class:`TokenConv`: a ``k x k`` convolution at a level; its taps sit ``2**l`` full-resolution pixels apart, as on the

@@ -86,7 +86,8 @@ class AdaptiveEncoderDecoder(nn.Module):
 
     def decode(self, maps, bottleneck=None):
         """Decoder from the encoder's LevelMaps (``bottleneck`` replaces the deepest tokens, e.g. after cross-stage
-        attention). Returns (output (b, c_out, H, W), level-0 features (b, c0, H, W))."""
+        attention). Returns (output (b, c_out, H, W), level-0 features (b, c0, H, W)). A coarser level's fallback
+        features are freed once the decoder has merged it into the finer level (read again, they are recomputed)."""
         level_map = maps[-1] if bottleneck is None else maps[-1].with_tokens(bottleneck)
         for level in reversed(range(self.num_levels)):
             enc = maps[level]

@@ -130,6 +130,24 @@ def test_fallback_is_the_projected_skip_and_computed_once():
     assert fallback.count == 3 and fallback.rows(torch.tensor([3, 7, 9])).tolist() == [0, 1, 2]
 
 
+def test_released_fallback_is_recomputed_and_conv_plans_follow():
+    """A level's fallback freed by the decoder (release) is computed again when read; the convs' cached tap rows,
+    which point into it, are worked out again instead of reading stale rows."""
+    torch.manual_seed(0)
+    size = (6, 8)
+    finer = LevelMap(torch.randn(1, 48, 3), SampleGrid.uniform(1, size, 1, 'cpu'))
+    grid = SampleGrid(torch.tensor([[0, 5, 9, 20, 30, 47]]), size, 2)
+    level = LevelMap(torch.randn(1, 6, 4), grid, make_fallback(torch.nn.Linear(3, 4), finer))
+    conv = TokenConv(4, 2)
+    with torch.no_grad():
+        before = conv(level)
+        level.fallback(torch.tensor([44, 1]))  # other pixels first: new rows after the release
+        level.fallback.release()
+        assert level.fallback.count == 0
+        level.fallback(torch.tensor([44, 1]))
+        torch.testing.assert_close(conv(level), before)
+
+
 @pytest.mark.parametrize('ratio', [1.0, 0.5, 1.5])
 def test_sampler_budgets_nesting_and_policies(ratio):
     torch.manual_seed(0)
