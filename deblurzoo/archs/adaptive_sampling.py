@@ -173,7 +173,9 @@ class Fallback:
         rows = self.slot[gidx]
         new = rows < 0
         if bool(new.any()):
-            pix = torch.unique(gidx[new])
+            mark = torch.zeros(self.pixels, dtype=torch.bool, device=gidx.device)  # distinct, ascending, no sort
+            mark[gidx[new]] = True
+            pix = mark.nonzero().squeeze(1)
             values = self.fn(pix)
             self.slot[pix] = torch.arange(self.count, self.count + pix.numel(), device=pix.device)
             self._append(values)
