@@ -1,14 +1,16 @@
 """SAPHNet's adaptive sampling against its uniform path: time and peak memory side by side, and a profile by op family.
 
-    python scripts/bench_sampling.py                                  # 256x256 and 1280x720, the default SAPHNet
-    python scripts/bench_sampling.py --sizes 128x128 --repeats 1 --kwargs '{"num_feat": 16}'
+    python scripts/bench_sampling.py            # inference at 256x256 and 1280x720, training steps at 256x256
+    python scripts/bench_sampling.py --sizes 128x128 --train-sizes 128x128 --repeats 1 --kwargs '{"num_feat": 16}'
     python scripts/bench_sampling.py --profile --sizes 256x256        # torch.profiler, self time per op family
 
-For each size it measures, in one run and on one net:
-- inference (eval mode, no gradient) with uniform sampling and with adaptive (greedy top-N) sampling;
-- one training step (forward, the losses ``SAPHNetModel`` computes, backward) of each phase: the pre-training phase
-  (uniform sampling, pixel losses on every stage) and the joint phase (sampled pixels, pixel losses, and the sampler's
-  REINFORCE loss with the greedy baseline: a second forward without gradient, as ``SAPHNetModel`` runs it).
+It measures, in one run and on one net:
+- at each of ``--sizes``, inference (eval mode, no gradient) with uniform sampling and with adaptive (greedy top-N)
+  sampling;
+- at each of ``--train-sizes``, one training step (forward, the losses ``SAPHNetModel`` computes, backward) of each
+  phase on the same crop: the pre-training phase (uniform sampling, pixel losses on every stage) and the joint phase
+  (sampled pixels, pixel losses, and the sampler's REINFORCE loss with the greedy baseline: a second forward without
+  gradient that reuses stage 1, as ``SAPHNetModel`` runs it).
 Times are the median of ``--repeats`` runs after a warm-up; peak memory is that of the warm-up, beyond the input and
 weights (``measure_peak_memory``: CUDA's max allocated; on CPU the tensors alive at once, a lower bound). The ratios
 adaptive / uniform are printed with the machine's load (``os.getloadavg``), which CPU timings depend on.
@@ -34,11 +36,12 @@ from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402
 FAMILIES = {
     'gather': ('aten::index', 'aten::index_select', 'aten::gather', 'aten::take', 'aten::embedding'),
     'scatter': ('aten::index_put_', 'aten::index_put', 'aten::_index_put_impl_', 'aten::scatter_', 'aten::scatter',
-                'aten::index_add_'),
+                'aten::index_add_', 'aten::index_copy', 'aten::index_copy_'),
     'matmul (token convs, PDF, attention, linears)': ('aten::bmm', 'aten::mm', 'aten::addmm', 'aten::matmul',
                                                       'aten::einsum', 'aten::linear'),
-    'deformable conv of the PDF on lattices': ('aten::_embedding_bag_forward_only', 'aten::embedding_bag',
-                                               '_DeformConv2dFunction', 'torchvision::deform_conv2d'),
+    'PDF bilinear gathers (embedding_bag; deform conv)': ('aten::_embedding_bag_forward_only',
+                                                          'aten::embedding_bag', '_DeformConv2dFunction',
+                                                          'torchvision::deform_conv2d'),
     'dense conv (lattices, heads)': ('aten::conv2d', 'aten::convolution', 'aten::_convolution',
                                      'aten::mkldnn_convolution', 'aten::_slow_conv2d_forward',
                                      'aten::thnn_conv2d'),
@@ -107,11 +110,13 @@ def measure(fn, repeats, device):
     return sorted(seconds)[len(seconds) // 2], peak
 
 
-def bench(kwargs, sizes, repeats, device, log=print):
+def bench(kwargs, sizes, train_sizes, repeats, device, log=print):
+    """Inference at ``sizes`` and one training step of each phase at ``train_sizes`` ((h, w) lists), uniform and
+    adaptive side by side; returns {WxH: {case: {seconds, peak_bytes}}}."""
     net = build(kwargs, device)
     reward_loss = AdaptiveSamplingRewardLoss()
     results = {}
-    for h, w in sizes:
+    for h, w in list(dict.fromkeys(list(sizes) + list(train_sizes))):
         x = torch.rand(1, 3, h, w, device=device)
         gt = torch.rand(1, 3, h, w, device=device)
 
@@ -120,20 +125,23 @@ def bench(kwargs, sizes, repeats, device, log=print):
             with torch.no_grad():
                 net(x, policy=policy)
 
-        cases = {
-            'inference uniform': lambda: infer('uniform'),
-            'inference adaptive': lambda: infer('greedy'),
-            'train step, pre-training phase (uniform)': lambda: training_step(net, x, gt, 'pretrain', reward_loss),
-            'train step, joint phase (adaptive + greedy baseline)': lambda: training_step(net, x, gt, 'joint',
-                                                                                         reward_loss),
-        }
+        pairs = []  # (what, uniform case, adaptive case)
+        if (h, w) in sizes:
+            pairs.append(('inference', ('inference uniform', lambda: infer('uniform')),
+                          ('inference adaptive', lambda: infer('greedy'))))
+        if (h, w) in train_sizes:
+            pairs.append(('training step',
+                          ('train step, pre-training phase (uniform)',
+                           lambda: training_step(net, x, gt, 'pretrain', reward_loss)),
+                          ('train step, joint phase (adaptive + greedy baseline)',
+                           lambda: training_step(net, x, gt, 'joint', reward_loss))))
         res = {}
-        for name, fn in cases.items():
-            torch.manual_seed(0)
-            res[name] = measure(fn, repeats, device)
-            log(f'  {w}x{h} {name}: {res[name][0]:.3f} s, peak {res[name][1] / 1e9:.3f} GB')
-        names = list(cases)
-        for a, u, what in ((names[1], names[0], 'inference'), (names[3], names[2], 'training step')):
+        for what, *cases in pairs:
+            for name, fn in cases:
+                torch.manual_seed(0)
+                res[name] = measure(fn, repeats, device)
+                log(f'  {w}x{h} {name}: {res[name][0]:.3f} s, peak {res[name][1] / 1e9:.3f} GB')
+            (u, _), (a, _) = cases
             log(f'  {w}x{h} {what}: adaptive / uniform time {res[a][0] / res[u][0]:.2f}, '
                 f'peak memory {res[a][1] / max(res[u][1], 1):.2f}')
         results[f'{w}x{h}'] = {k: dict(seconds=v[0], peak_bytes=v[1]) for k, v in res.items()}
@@ -175,7 +183,10 @@ def profile(kwargs, size, device, log=print):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--sizes', nargs='+', default=['256x256', '1280x720'], help='WxH sizes')
+    parser.add_argument('--sizes', nargs='+', default=['256x256', '1280x720'], help='WxH sizes of the inference runs')
+    parser.add_argument('--train-sizes', nargs='+', default=['256x256'],
+                        help='WxH crops of the training steps (default: the crop train_saphn.yml trains on; a default '
+                        'SAPHNet training step at 1280x720 needs some 50 GB on the CPU)')
     parser.add_argument('--repeats', type=int, default=3, help='timed runs per case (median; after a warm-up)')
     parser.add_argument('--kwargs', default='{}', help='SAPHNet constructor arguments as JSON')
     parser.add_argument('--device', default='cpu')
@@ -193,7 +204,7 @@ def main(argv=None):
     if args.profile:
         results = {f'{w}x{h}': profile(kwargs, (h, w), args.device) for h, w in sizes}
     else:
-        results = bench(kwargs, sizes, args.repeats, args.device)
+        results = bench(kwargs, sizes, [parse_size(s) for s in args.train_sizes], args.repeats, args.device)
     print(f"load average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json:
         write_text_atomic(args.json, json.dumps(results, indent=1))

@@ -14,7 +14,7 @@ Vocabulary
 - *tokens*: a level's features, ``(b, n, c)`` with ``n`` the grid's pixel count (raster order for lattices).
 - *fallback*: where a level reads pixels it did not sample (a neighbour of a sampled pixel, say): the encoder features
   of the next finer level at that pixel, projected to the level's width -- the paper's "skip from the encoder features
-  of the next higher resolution" (:class:`LevelMap`).
+  of the next higher resolution" (:class:`Fallback`, read through :class:`LevelMap`).
 
 Operations (dense path on lattices, identical to the usual convolutions; gather path on sampled grids):
 - :class:`TokenConv`: a ``k x k`` convolution at a level; its taps sit ``2**l`` full-resolution pixels apart, as on the
@@ -22,13 +22,15 @@ Operations (dense path on lattices, identical to the usual convolutions; gather 
 - :class:`TokenConv` with ``anchors``: the stride-2 "downsampling" conv, evaluated only at the next level's pixels.
 - :func:`scatter_to`: puts a coarser level's tokens back at their pixels within the finer level (the other pixels keep
   the encoder skip), before a merge conv -- the decoder's "upsampling".
-- :func:`gather_neighbours`: the ``k x k`` neighbourhood (with optional per-tap offsets, bilinear, zero outside the
-  image) of every pixel of a level; pixel-dependent filtering is built on it.
+- :func:`pixel_dependent_filter`: per-pixel kernels and offsets over a level's ``k x k`` neighbourhood (bilinear,
+  zero outside the image); a modulated deformable conv on lattices.
 
-Cost: the index set of a level's regular taps is worked out once per level and shared by its convs (``_tap_plan``,
-cached on the grid); those taps read the fallback only at the pixels they miss, projected there only. The bilinear
-reads of the pixel-dependent filter go through the level's whole map (:meth:`LevelMap.full`): the fallback projected
-at every pixel, once per level.
+Cost: a level's reads go through its *table* ``[zero; tokens; fallback computed so far]`` (:meth:`LevelMap.table`):
+pixels become table rows once (the regular taps' rows are worked out once per level and shared by its convs,
+``_tap_plan``, cached on the grid; the bilinear corners once per filter), and a conv is one gather of its columns
+(``index_select``, or ``embedding_bag`` summing the weighted corners) times one matrix product, in chunks of anchors
+that stay in cache when no gradient is needed. The fallback is computed only at the unsampled pixels actually read,
+each once per level (:class:`Fallback`); no full-resolution feature map is built.
 
 Wrapping your own encoder-decoder
 ---------------------------------
@@ -44,6 +46,7 @@ Wrapping your own encoder-decoder
 (``dmphn_arch.py``) is its plain-conv worked example, ``SAPHNet`` (``saphn_arch.py``) the paper's full model.
 """
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -127,22 +130,130 @@ class SampleGrid:
         return out.view(b, 1, *self.size)
 
 
+class Fallback:
+    """The features a level reads at full-resolution pixels it did not sample, computed lazily and kept.
+
+    ``fn(gidx) -> (k, c)`` gives the features at batch-flattened pixels ``gidx`` (k,); :func:`make_fallback` makes it
+    the projected skip of the finer level. Each pixel is computed once, when a read first reaches it, and appended to
+    :attr:`values`; :meth:`rows` says where a pixel's features are there. Rows never move (later pixels are
+    appended), so an index worked out once stays valid for every later read of the level (its blocks share the
+    fallback). The only full-resolution tensor is the integer slot map; the features exist only at the pixels read.
+
+    Without gradients the values live in one buffer with room for a level's tokens in front (:meth:`table`): a
+    map's table is then its tokens copied into that buffer, and the fallback is never copied per block.
+
+    Args:
+        fn (callable): ``fn(gidx) -> (k, c)``.
+        pixels (int): Batch-flattened full-resolution pixels (``b * H * W``).
+    """
+
+    def __init__(self, fn, pixels):
+        self.fn = fn
+        self.pixels = pixels
+        self.count = 0
+        self.slot = None  # (pixels,) long: row of a pixel in ``values``, -1 until computed
+        self._values = None  # (count, c), until a buffer holds them
+        self._buffer = None  # [zero; tokens (base - 1 rows); values; room]
+        self._base = 0
+        self._holder = None  # weak reference to the tokens in the buffer's token rows
+        self.generation = 0  # counts :meth:`release`: rows worked out before are stale
+
+    @property
+    def values(self):
+        """(count, c) the features computed so far, in the order of :meth:`rows`."""
+        if self._buffer is not None:
+            return self._buffer[self._base:self._base + self.count]
+        return self._values
+
+    def rows(self, gidx):
+        """Rows of :attr:`values` (shaped like ``gidx``) holding the features at pixels ``gidx``; computes the new
+        ones."""
+        if self.slot is None:
+            self.slot = torch.full((self.pixels, ), -1, dtype=torch.long, device=gidx.device)
+        rows = self.slot[gidx]
+        new = rows < 0
+        if bool(new.any()):
+            mark = torch.zeros(self.pixels, dtype=torch.bool, device=gidx.device)  # distinct, ascending, no sort
+            mark[gidx[new]] = True
+            pix = mark.nonzero().squeeze(1)
+            values = self.fn(pix)
+            self.slot[pix] = torch.arange(self.count, self.count + pix.numel(), device=pix.device)
+            self._append(values)
+            rows = self.slot[gidx]
+        return rows
+
+    def _append(self, values):
+        end = self._base + self.count + values.shape[0]
+        if self._buffer is None:
+            self._values = values if self._values is None else torch.cat([self._values, values.to(self._values.dtype)])
+        else:
+            if end > self._buffer.shape[0]:
+                self._resize(max(end, min(2 * self._buffer.shape[0], self._base + self.pixels)))
+            self._buffer[self._base + self.count:end] = values
+        self.count += values.shape[0]
+
+    def _resize(self, rows):
+        buffer = self._buffer.new_empty(rows, self._buffer.shape[1])
+        buffer[:self._base + self.count] = self._buffer[:self._base + self.count]
+        self._buffer = buffer
+
+    def __call__(self, gidx):
+        """(k, c) features at pixels ``gidx`` (k,)."""
+        rows = self.rows(gidx)
+        return self.values[rows]
+
+    def release(self):
+        """Free the features computed so far (a level done with: the decoder has moved to a finer one); a later read
+        computes them again."""
+        self.count, self.slot, self._values, self._buffer, self._holder = 0, None, None, None, None
+        self.generation += 1
+
+    def table(self, tokens):
+        """``[zero; tokens; values]`` in the fallback's buffer (no gradients: the token rows are overwritten by the
+        next map's tokens, so use the table at once)."""
+        b, n, c = tokens.shape
+        if self._buffer is None:
+            self._base = 1 + b * n
+            self._buffer = tokens.new_empty(self._base + min(self.pixels, max(2 * self.count, 4 * b * n)), c)
+            self._buffer[0] = 0
+            if self.count:
+                self._buffer[self._base:self._base + self.count] = self._values
+            self._values = None
+        if self._holder is None or self._holder() is not tokens:
+            self._buffer[1:self._base] = tokens.reshape(b * n, c)
+            self._holder = weakref.ref(tokens)
+        return self._buffer[:self._base + self.count]
+
+
+def make_fallback(proj, finer):
+    """The :class:`Fallback` of a coarser level: ``proj`` (c_finer -> c) of the finer level's encoder features
+    ``finer`` (:class:`LevelMap`), at the pixels the coarser level reads and did not sample."""
+    grid = finer.grid
+    return Fallback(lambda gidx: proj(finer.read(gidx)), grid.batch * grid.size[0] * grid.size[1])
+
+
 class LevelMap:
     """A level's tokens on its grid, readable at any full-resolution pixel.
+
+    Reads are rows of the level's *table* ``[zero row; tokens (b * n); fallback values]``: :meth:`rows_at` turns
+    pixels into table rows (row 0 outside the image), and a conv gathers its columns from :meth:`table` in one op.
 
     Args:
         tokens (Tensor): (b, n, c).
         grid (SampleGrid): Where the tokens are.
-        fallback (callable | None): ``fallback(gidx) -> (k, c)`` features for batch-flattened pixels ``gidx`` (k,)
-            that the grid did not sample; None for levels that sample every pixel they are read at (lattices read on
-            their lattice, level 0).
+        fallback (Fallback | callable | None): Features at the pixels the grid did not sample (``fallback(gidx) -> (k,
+            c)`` for batch-flattened pixels ``gidx`` (k,); a plain callable is wrapped in a :class:`Fallback`); None
+            for levels that sample every pixel they are read at (lattices read on their lattice, level 0).
     """
 
     def __init__(self, tokens, grid, fallback=None):
+        if fallback is not None and not isinstance(fallback, Fallback):
+            fallback = Fallback(fallback, grid.batch * grid.size[0] * grid.size[1])
         self.tokens = tokens
         self.grid = grid
         self.fallback = fallback
-        self._full = None
+        self._table = None
+        self._uniform = None
 
     def with_tokens(self, tokens):
         """The same grid and fallback with other tokens (e.g. a block's output)."""
@@ -153,25 +264,62 @@ class LevelMap:
         h, w = self.grid.lattice
         return self.tokens.transpose(1, 2).reshape(self.tokens.shape[0], -1, h, w)
 
-    def read(self, gidx):
-        """Features at batch-flattened pixels ``gidx`` (k,) -> (k, c)."""
-        b, n, c = self.tokens.shape
-        rows = self.grid.inverse()[gidx]
-        hit = rows >= 0
-        out = self.tokens.reshape(b * n, c)[rows.clamp(min=0)] * hit[:, None].to(self.tokens.dtype)
-        miss = (~hit).nonzero().squeeze(1)
-        if miss.numel():
+    def table(self):
+        """(1 + b * n + m, c): a zero row, the tokens, the ``m`` fallback features computed so far. Ask for it after
+        the rows it is read at (those may add fallback features). Without gradients it lives in the fallback's
+        buffer and holds these tokens only until another map of the level asks for its table."""
+        grads = torch.is_grad_enabled()
+        if self.fallback is not None and not grads:
+            return self.fallback.table(self.tokens)
+        count = 0 if self.fallback is None else (self.fallback.generation, self.fallback.count)
+        if self._table is None or self._table[0] != count:
+            b, n, c = self.tokens.shape
+            parts = [self.tokens.new_zeros(1, c), self.tokens.reshape(b * n, c)]
+            if count and count[1]:
+                parts.append(self.fallback.values.to(self.tokens.dtype))
+            if not grads:  # kept only while building the graph (saved for backward anyway)
+                return torch.cat(parts)
+            self._table = (count, torch.cat(parts))
+        return self._table[1]
+
+    def rows(self, gidx, valid=None):
+        """Table rows (shaped like ``gidx``) of batch-flattened pixels ``gidx``; row 0 (zeros) where ``valid`` is
+        False. Computes the fallback at the unsampled pixels read for the first time."""
+        rows = self.grid.inverse()[gidx] + 1
+        miss = rows == 0
+        if valid is not None:
+            miss &= valid
+        if bool(miss.any()):
             if self.fallback is None:
                 raise RuntimeError('a level without fallback was read at pixels it did not sample')
-            out = out.index_put((miss, ), self.fallback(gidx[miss]).to(out.dtype))
-        return out
+            rows[miss] = self.fallback.rows(gidx[miss]) + (1 + self.grid.batch * self.grid.num)
+        if valid is not None:
+            rows *= valid
+        return rows
 
-    def uniform_tokens(self):
-        """(b, n_u, c) the level's features on its uniform lattice (stride ``spacing`` from pixel (0, 0), raster order),
-        whatever pixels it sampled: a sampled pixel's token, the fallback at the others. On lattices: the tokens."""
-        if self.grid.lattice is not None:
-            return self.tokens
-        return gather_neighbours(self, 1, anchors=self.grid.lattice_flat())[:, :, 0]
+    def rows_at(self, y, x):
+        """Table rows of full-resolution integer positions ``y``, ``x`` (b, ...) long; row 0 outside the image."""
+        h, w = self.grid.size
+        valid = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        return self.rows(self.grid.global_index(y.clamp(0, h - 1) * w + x.clamp(0, w - 1)), valid)
+
+    def take(self, rows):
+        """Features (rows.shape, c) at table rows ``rows``, read from the tokens and the fallback directly (for
+        reads too small to build the table for)."""
+        b, n, c = self.tokens.shape
+        flat = rows.reshape(-1)
+        out = self.tokens.new_zeros(flat.numel(), c)
+        hit = ((flat > 0) & (flat <= b * n)).nonzero().squeeze(1)
+        out = out.index_copy(0, hit, self.tokens.reshape(b * n, c).index_select(0, flat[hit] - 1))
+        if self.fallback is not None and self.fallback.count:
+            miss = (flat > b * n).nonzero().squeeze(1)
+            values = self.fallback.values.index_select(0, flat[miss] - (1 + b * n))
+            out = out.index_copy(0, miss, values.to(out.dtype))
+        return out.view(*rows.shape, c)
+
+    def read(self, gidx):
+        """Features at batch-flattened pixels ``gidx`` (k,) -> (k, c)."""
+        return self.take(self.rows(gidx))
 
     def read_pixels(self, y, x):
         """Features at full-resolution integer positions ``y``, ``x`` (b, ...) long; zero outside the image.
@@ -179,63 +327,24 @@ class LevelMap:
         Returns:
             Tensor: (b, ..., c).
         """
-        h, w = self.grid.size
-        valid = ((y >= 0) & (y < h) & (x >= 0) & (x < w)).to(self.tokens.dtype)
-        gidx = self.grid.global_index(y.clamp(0, h - 1) * w + x.clamp(0, w - 1))
-        return self.full()[gidx] * valid[..., None]
+        return self.take(self.rows_at(y, x))
 
-    def full(self):
-        """(b * H * W, c) the level's features at every full-resolution pixel: its tokens where it sampled, the fallback
-        elsewhere (zero without fallback); built once per map, for reads at arbitrary pixels."""
-        if self._full is None:
-            b, n, c = self.tokens.shape
-            hw = self.grid.size[0] * self.grid.size[1]
-            if self.fallback is None:
-                base = self.tokens.new_zeros(b * hw, c)
-            else:
-                base = self.fallback(torch.arange(b * hw, device=self.tokens.device)).to(self.tokens.dtype)
-            self._full = base.index_copy(0, self.grid.global_index(self.grid.flat).reshape(-1),
-                                         self.tokens.reshape(b * n, c))
-        return self._full
-
-
-class Fallback:
-    """The fallback of a coarser level: ``proj`` (c_finer -> c) of the finer level's encoder features ``finer``
-    (:class:`LevelMap`) at pixels the coarser level did not sample.
-
-    ``fallback(gidx)`` reads it anywhere (the bilinear reads of the pixel-dependent filter): the projection is then
-    computed once for every full-resolution pixel. ``fallback.at(gidx)`` computes it at the pixels ``gidx`` only, once
-    per index tensor (the regular taps of a level's convs share one, see :func:`gather_neighbours`), or reads the
-    whole-image projection when it exists. Levels on lattices never miss and compute neither.
-    """
-
-    def __init__(self, proj, finer):
-        self.proj = proj
-        self.finer = finer
-        self.every = None
-        self.cache = {}
-
-    def __call__(self, gidx):
-        if self.every is None:
-            grid = self.finer.grid
-            every = torch.arange(grid.batch * grid.size[0] * grid.size[1], device=gidx.device)
-            self.every = self.proj(self.finer.read(every))  # (b * H * W, c)
-        return self.every[gidx]
-
-    def at(self, gidx):
-        if self.every is not None:
-            return self.every[gidx]
-        if id(gidx) not in self.cache:
-            self.cache[id(gidx)] = (gidx, self.proj(self.finer.read(gidx)))  # the key's tensor is kept alive
-        return self.cache[id(gidx)][1]
-
-
-def make_fallback(proj, finer):
-    """:class:`Fallback` of ``proj`` over ``finer``."""
-    return Fallback(proj, finer)
+    def uniform_tokens(self):
+        """(b, n_u, c) the level's features on its uniform lattice (stride ``spacing`` from pixel (0, 0), raster order),
+        whatever pixels it sampled: a sampled pixel's token, the fallback at the others. On lattices: the tokens.
+        Read once per map (the decoder's cross attention reads the encoder's maps at every block)."""
+        if self.grid.lattice is not None:
+            return self.tokens
+        if self._uniform is None:
+            rows = _tap_plan(self, 1, self.grid.lattice_flat(), self.grid.spacing)
+            self._uniform = self.take(rows[..., 0])
+        return self._uniform
 
 
 # ------------------------------------------------------------------------------------------------------- gathering
+
+# gathered columns (anchors * k * k * c entries) per chunk when no gradient is needed: small enough to stay in cache
+_CHUNK_ELEMENTS = 2**20
 
 
 def _taps(kernel_size, device):
@@ -243,85 +352,84 @@ def _taps(kernel_size, device):
     return r.repeat_interleave(kernel_size), r.repeat(kernel_size)  # (k*k,) dy, dx in conv-weight order
 
 
-def _tap_plan(grid, kernel_size, anchors, spacing):
-    """Where the regular taps of ``anchors`` (b, n) read on ``grid``, worked out once and cached on the grid (a level's
-    blocks share it): ``rows`` (b * n * k * k,) into ``[tokens (b * n_grid); fallback at the missed pixels; zero]``
-    and ``missed`` (m,), the distinct batch-flattened pixels the grid did not sample."""
-    key = (kernel_size, spacing, id(anchors))
+def _tap_plan(level_map, kernel_size, anchors, spacing):
+    """Table rows (b, n, k * k) where the regular taps of ``anchors`` (b, n) read ``level_map``, worked out once and
+    cached on the grid: the level's blocks share it (their tokens change, the grid and the fallback's rows do not)."""
+    grid, fallback = level_map.grid, level_map.fallback
+    key = (kernel_size, spacing, id(anchors), id(fallback), getattr(fallback, 'generation', 0))
     plan = grid._plans.get(key)
-    if plan is None or plan[0] is not anchors:
-        h, w = grid.size
+    if plan is None or plan[0] is not anchors or plan[1]() is not fallback:
+        w = grid.size[1]
         ty, tx = _taps(kernel_size, anchors.device)
-        y, x = (anchors // w)[..., None] + spacing * ty, (anchors % w)[..., None] + spacing * tx  # (b, n, k*k)
-        valid = ((y >= 0) & (y < h) & (x >= 0) & (x < w)).reshape(-1)
-        gidx = grid.global_index(y.clamp(0, h - 1) * w + x.clamp(0, w - 1)).reshape(-1)
-        rows = grid.inverse()[gidx]
-        miss = valid & (rows < 0)
-        missed, slot = torch.unique(gidx[miss], return_inverse=True)
-        rows[miss] = grid.batch * grid.num + slot
-        rows[~valid] = grid.batch * grid.num + missed.numel()
-        plan = grid._plans[key] = (anchors, rows, missed)
-    return plan[1], plan[2]
+        rows = level_map.rows_at((anchors // w)[..., None] + spacing * ty, (anchors % w)[..., None] + spacing * tx)
+        owner = (lambda: None) if fallback is None else weakref.ref(fallback)  # the grid does not keep it alive
+        plan = grid._plans[key] = (anchors, owner, rows)
+    return plan[2]
 
 
-def _regular_taps(level_map, kernel_size, anchors, spacing):
-    """:func:`gather_neighbours` without offsets: one index into the level's tokens, the fallback at the pixels it did
-    not sample (computed there only) and a zero row (outside the image)."""
-    rows, missed = _tap_plan(level_map.grid, kernel_size, anchors, spacing)
-    b, n, c = level_map.tokens.shape
-    parts = [level_map.tokens.reshape(b * n, c)]
-    if missed.numel():
-        if level_map.fallback is None:
-            raise RuntimeError('a level without fallback was read at pixels it did not sample')
-        parts.append(getattr(level_map.fallback, 'at', level_map.fallback)(missed).to(level_map.tokens.dtype))
-    parts.append(level_map.tokens.new_zeros(1, c))
-    return torch.cat(parts)[rows].view(b, anchors.shape[1], kernel_size * kernel_size, c)
+_CORNER_DY = (0, 0, 1, 1)  # the four bilinear corners (y0, x0), (y0, x1), (y1, x0), (y1, x1)
+_CORNER_DX = (0, 1, 0, 1)
 
 
-def gather_neighbours(level_map, kernel_size, anchors=None, spacing=None, offsets=None):
-    """The k x k neighbourhood of pixels, read from ``level_map``.
-
-    Tap ``j`` of anchor pixel ``p`` reads ``p + spacing * (t_j + offset_j)`` (``t_j`` the regular tap, the offset in
-    units of ``spacing``), bilinearly from the four surrounding points of the anchor's own lattice
-    (``p + spacing * Z^2``) -- on a uniform lattice this is exactly a (deformable) convolution's sampling, including its
-    gradients at integer offsets; outside the image reads zero.
-
-    Args:
-        level_map (LevelMap): Where to read.
-        kernel_size (int): k.
-        anchors (Tensor | None): (b, n) full-resolution pixels; default the map's own pixels.
-        spacing (int | None): Default the map's grid spacing.
-        offsets (Tensor | None): (b, n, k*k, 2) (dy, dx) per tap, or None for the regular taps.
-
-    Returns:
-        Tensor: (b, n, k*k, c).
-    """
+def _bilinear_plan(level_map, kernel_size, offsets, kernel):
+    """Table rows and weights (b, n, k * k, 4) of the four bilinear corners of every tap of the level's pixels:
+    tap ``j`` of pixel ``p`` reads ``p + spacing * (t_j + offset_j)`` bilinearly from the four surrounding points of
+    ``p``'s own lattice (``p + spacing * Z^2``), times ``kernel`` (b, n, k * k); outside the image reads zero. On a
+    uniform lattice this is exactly a modulated deformable convolution's sampling, gradients at integer offsets
+    included (the floor carries no gradient)."""
     grid = level_map.grid
-    anchors = grid.flat if anchors is None else anchors
-    spacing = grid.spacing if spacing is None else spacing
-    w = grid.size[1]
-    ay, ax = (anchors // w)[..., None], (anchors % w)[..., None]  # (b, n, 1)
-    if offsets is None:
-        return _regular_taps(level_map, kernel_size, anchors, spacing)
-    ty, tx = _taps(kernel_size, anchors.device)
+    w, spacing, device = grid.size[1], grid.spacing, offsets.device
+    ty, tx = _taps(kernel_size, device)
     fy = ty.to(offsets.dtype) + offsets[..., 0]  # (b, n, k*k) in lattice units
     fx = tx.to(offsets.dtype) + offsets[..., 1]
     y0, x0 = fy.detach().floor(), fx.detach().floor()
     ly, lx = fy - y0, fx - x0
-    y0, x0 = y0.long(), x0.long()
-    out = None
-    for dy, wy in ((0, 1 - ly), (1, ly)):  # one gather per corner from the level's whole map (LevelMap.full)
-        for dx, wx in ((0, 1 - lx), (1, lx)):
-            term = level_map.read_pixels(ay + spacing * (y0 + dy), ax + spacing * (x0 + dx)) * (wy * wx)[..., None]
-            out = term if out is None else out + term
-    return out
+    cy = torch.tensor(_CORNER_DY, device=device) + y0.long()[..., None]  # (b, n, k*k, 4)
+    cx = torch.tensor(_CORNER_DX, device=device) + x0.long()[..., None]
+    ay, ax = (grid.flat // w)[..., None, None], (grid.flat % w)[..., None, None]
+    rows = level_map.rows_at(ay + spacing * cy, ax + spacing * cx)
+    wy1 = ly * kernel
+    wy0 = kernel - wy1
+    weights = torch.stack((wy0 * (1 - lx), wy0 * lx, wy1 * (1 - lx), wy1 * lx), dim=-1)
+    return rows, weights
 
 
-def _tap_matmul(taps, weight, bias):
-    """(b, n, k*k, c) taps x conv weight (c_out, c, k, k) -> (b, n, c_out), one matrix product without copying the
-    taps (the small weight is laid out as the taps are: tap-major, then channels)."""
-    out = taps.flatten(2) @ weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t()
-    return out if bias is None else out + bias
+def _gather_matmul(table, rows, weights, weight, bias):
+    """A convolution of gathered taps: ``sum_j W_j sum_i weights[.., j, i] table[rows[.., j, i]]`` per anchor.
+
+    Args:
+        table (Tensor): (t, c) rows to read (:meth:`LevelMap.table`).
+        rows (Tensor): (b, n, k * k, s) long, ``s`` reads per tap (4 bilinear corners, or 1).
+        weights (Tensor | None): Like ``rows``, the reads' weights; None: all 1 (``s`` must be 1).
+        weight (Tensor): The conv weight (c_out, c, k, k), laid out as the columns (tap-major, then channels).
+        bias (Tensor | None): (c_out,).
+
+    Returns:
+        Tensor: (b, n, c_out). The columns (anchors, k * k * c) are gathered (one ``index_select``, or one
+        ``embedding_bag`` summing the weighted reads of each tap) and multiplied by the weight in one matrix product;
+        without gradients, in chunks of anchors that stay in cache, never all at once.
+    """
+    b, n, kk, s = rows.shape
+    c, c_out = table.shape[1], weight.shape[0]
+    w_mat = weight.permute(0, 2, 3, 1).reshape(c_out, kk * c).t()
+    rows = rows.reshape(b * n, kk * s)
+    if weights is not None:
+        weights = weights.reshape(b * n, kk * s).to(table.dtype)
+    grads = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (table, weights, weight, bias))
+    step = b * n if grads else max(1, _CHUNK_ELEMENTS // (kk * c))
+    outs = []
+    for start in range(0, b * n, step):
+        r = rows[start:start + step]
+        if weights is None:
+            cols = table.index_select(0, r.reshape(-1))
+        else:
+            cols = F.embedding_bag(r.reshape(-1, s), table, per_sample_weights=weights[start:start + step].reshape(
+                -1, s), mode='sum')
+        cols = cols.view(r.shape[0], kk * c)
+        outs.append(cols @ w_mat if bias is None else torch.addmm(bias, cols, w_mat))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)
+    return out.view(b, n, c_out)
 
 
 class TokenConv(nn.Conv2d):
@@ -329,23 +437,32 @@ class TokenConv(nn.Conv2d):
 
     ``forward(level_map)`` runs the conv at the level's own pixels; ``forward(level_map, anchors=grid)`` evaluates it at
     the pixels of a coarser grid ``grid`` (the stride-2 downsampling conv of a uniform encoder). Lattices take the
-    dense path (``F.conv2d``), sampled grids gather their taps (:func:`gather_neighbours`).
+    dense path (``F.conv2d``), sampled grids gather their taps from the level's table (:func:`_tap_plan`).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=3, bias=True):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
 
     def forward(self, level_map, anchors=None):
-        """Args: level_map (LevelMap); anchors (SampleGrid | None). Returns: (b, n_out, out_channels) tokens."""
-        grid = level_map.grid
+        """Args: level_map (LevelMap, or a sequence of LevelMaps on one grid with one fallback: the conv of their
+        channels concatenated, without concatenating them); anchors (SampleGrid | None). Returns: (b, n_out,
+        out_channels) tokens."""
+        maps = list(level_map) if isinstance(level_map, (list, tuple)) else [level_map]
+        grid = maps[0].grid
         target = grid if anchors is None else anchors
         if grid.lattice is not None and target.lattice is not None:
             stride = target.spacing // grid.spacing
-            out = F.conv2d(level_map.dense(), self.weight, self.bias, stride, self.padding)
+            dense = torch.cat([m.dense() for m in maps], dim=1) if len(maps) > 1 else maps[0].dense()
+            out = F.conv2d(dense, self.weight, self.bias, stride, self.padding)
             return out.flatten(2).transpose(1, 2)
-        k = self.kernel_size[0]
-        taps = gather_neighbours(level_map, k, anchors=target.flat, spacing=grid.spacing)  # (b, n, k*k, c)
-        return _tap_matmul(taps, self.weight, self.bias)
+        rows = _tap_plan(maps[0], self.kernel_size[0], target.flat, grid.spacing)[..., None]  # (b, n, k*k, 1)
+        out, start = None, 0
+        for m in maps:  # the weight's input channels in the maps' order
+            width = m.tokens.shape[2]
+            part = _gather_matmul(m.table(), rows, None, self.weight[:, start:start + width],
+                                  self.bias if out is None else None)
+            out, start = part if out is None else out + part, start + width
+        return out
 
 
 def pixel_dependent_filter(level_map, weight, bias, kernel, offsets):
@@ -372,8 +489,11 @@ def pixel_dependent_filter(level_map, weight, bias, kernel, offsets):
         mask = kernel.transpose(1, 2).reshape(b, k * k, h, w)
         out = deform_conv2d(level_map.dense(), off, weight, bias, padding=(k // 2, k // 2), mask=mask)
         return out.flatten(2).transpose(1, 2)
-    taps = gather_neighbours(level_map, k, offsets=offsets) * kernel[..., None]  # (b, n, k*k, c)
-    return _tap_matmul(taps, weight, bias)
+    if offsets is None:  # the regular taps, weighted by the kernel
+        rows, weights = _tap_plan(level_map, k, grid.flat, grid.spacing)[..., None], kernel[..., None]
+    else:
+        rows, weights = _bilinear_plan(level_map, k, offsets, kernel)
+    return _gather_matmul(level_map.table(), rows, weights, weight, bias)
 
 
 def scatter_to(finer_tokens, finer_grid, coarse_tokens, coarse_grid):
@@ -389,7 +509,7 @@ def scatter_to(finer_tokens, finer_grid, coarse_tokens, coarse_grid):
     if (rows < 0).any():
         raise RuntimeError('scatter_to: the coarse grid is not nested in the finer grid')
     dtype = torch.promote_types(finer_tokens.dtype, coarse_tokens.dtype)  # they differ under autocast
-    out = finer_tokens.reshape(b * n, c).to(dtype).index_put((rows, ), coarse_tokens.reshape(-1, c).to(dtype))
+    out = finer_tokens.reshape(b * n, c).to(dtype).index_copy(0, rows, coarse_tokens.reshape(-1, c).to(dtype))
     return out.view(b, n, c)
 
 

@@ -11,7 +11,6 @@ Sec. 3.1 and Fig. 2), as pieces any arch can use (``adaptive_sampling.py`` has t
 Output convention of the hierarchies (every deblurzoo arch): ``net(x)`` returns the image in every mode;
 ``net(x, return_aux=True)`` returns ``(image, aux)``, ``aux`` a dict (:meth:`StageRecord.result`).
 """
-import torch
 from torch import nn
 
 from .adaptive_sampling import POLICIES, LevelMap, PixelSampler, SampleGrid, TokenConv, make_fallback, scatter_to
@@ -21,24 +20,6 @@ PATCHES = (4, 2, 1)  # patches per stage, bottom to top (DMPHN 1-2-4)
 _LAYOUT = {1: (1, 1), 2: (2, 1), 4: (2, 2)}  # patches -> (rows, cols)
 
 # ------------------------------------------------------------------------------------------------- encoder-decoder
-
-
-class _Twice:
-    """Fallback of ``cat([a, b])`` where both read ``fallback`` at unsampled pixels (the skip-and-merge input); like
-    :class:`~deblurzoo.archs.adaptive_sampling.Fallback`, readable anywhere or ``at`` given pixels."""
-
-    def __init__(self, fallback):
-        self.fallback = fallback
-
-    def __call__(self, gidx):
-        return torch.cat([self.fallback(gidx)] * 2, dim=1)
-
-    def at(self, gidx):
-        return torch.cat([getattr(self.fallback, 'at', self.fallback)(gidx)] * 2, dim=1)
-
-
-def _twice(fallback):
-    return None if fallback is None else _Twice(fallback)
 
 
 class AdaptiveEncoderDecoder(nn.Module):
@@ -105,22 +86,21 @@ class AdaptiveEncoderDecoder(nn.Module):
 
     def decode(self, maps, bottleneck=None):
         """Decoder from the encoder's LevelMaps (``bottleneck`` replaces the deepest tokens, e.g. after cross-stage
-        attention). Returns (output (b, c_out, H, W), level-0 features (b, c0, H, W))."""
+        attention). Returns (output (b, c_out, H, W), level-0 features (b, c0, H, W)). A coarser level's fallback
+        features are freed once the decoder has merged it into the finer level (read again, they are recomputed)."""
         level_map = maps[-1] if bottleneck is None else maps[-1].with_tokens(bottleneck)
         for level in reversed(range(self.num_levels)):
             enc = maps[level]
             if level < self.num_levels - 1:
                 up = scatter_to(enc.tokens, enc.grid, self.up[level](level_map.tokens), level_map.grid)
-                merged = self.merge[level](LevelMap(torch.cat([up, enc.tokens], dim=2), enc.grid, _twice(enc.fallback)))
+                merged = self.merge[level]((enc.with_tokens(up), enc))  # the conv of cat([up, skip]), not built
                 level_map = enc.with_tokens(self.act(merged))
+                if maps[level + 1].fallback is not None:  # nothing reads the coarser level any more
+                    maps[level + 1].fallback.release()
             for blk in self.decoders[level]:
                 level_map = level_map.with_tokens(blk(level_map, enc=enc))
         feat = level_map.dense()
         return self.conv_out(feat), feat
-
-
-# --------------------------------------------------------------------------------------------- multi-patch hierarchy
-
 
 
 # --------------------------------------------------------------------------------------------- multi-patch hierarchy

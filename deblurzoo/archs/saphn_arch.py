@@ -225,7 +225,7 @@ class SAPHNet(MultiPatchHierarchy):
         """
         x, policy, record = self.start(x, policy, return_aux, return_masks)
         estimate, feat, lower = x, None, None
-        for stage, (net, num) in enumerate(zip(self.stages, PATCHES)):
+        for stage, num in enumerate(PATCHES):
             inp = split_patches(estimate, num)
             # stage 1 samples uniformly; stages 2 and 3 sample their pixels from the previous stage's features
             grids = self.sample_stage(stage, feat, inp, num, policy, record)
@@ -233,12 +233,18 @@ class SAPHNet(MultiPatchHierarchy):
                 estimate, feat, lower = stage1
                 record.add_stage(estimate, grids, num, stage1)
                 continue
-            maps = net.encode(inp, grids, None if feat is None else split_patches(feat, num))
-            bottleneck = maps[-1].tokens
-            if lower is not None and self.cross_stage is not None:  # the lower stage's bottleneck is attended
-                bottleneck = self.cross_stage[stage - 1](bottleneck, pair_patch_tokens(lower, num * 2))
-            residual, level0 = net.decode(maps, bottleneck)
-            estimate, feat = estimate + merge_patches(residual, num), merge_patches(level0, num)
-            lower = maps[-1].with_tokens(bottleneck).uniform_tokens()  # attention step 1 reads the uniform lattice
+            estimate, feat, lower = self.run_stage(stage, inp, grids, estimate, feat, lower, num)
             record.add_stage(estimate, grids, num, (estimate, feat, lower))
         return record.result(self.stage_supervision, return_aux)
+
+    def run_stage(self, stage, inp, grids, estimate, feat, lower, num):
+        """One encoder-decoder on ``num`` patches ``inp``: (estimate, level-0 features, uniform bottleneck tokens)
+        for the next stage (what it does not return -- its level maps -- is freed before the next stage runs)."""
+        net = self.stages[stage]
+        maps = net.encode(inp, grids, None if feat is None else split_patches(feat, num))
+        bottleneck = maps[-1].tokens
+        if lower is not None and self.cross_stage is not None:  # the lower stage's bottleneck is attended
+            bottleneck = self.cross_stage[stage - 1](bottleneck, pair_patch_tokens(lower, num * 2))
+        lower = maps[-1].with_tokens(bottleneck).uniform_tokens()  # attention step 1 reads the uniform lattice
+        residual, level0 = net.decode(maps, bottleneck)
+        return estimate + merge_patches(residual, num), merge_patches(level0, num), lower

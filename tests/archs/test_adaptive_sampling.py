@@ -80,9 +80,12 @@ def test_grid_inverse_mask_and_reads():
     assert got.tolist() == [[0.0, 1.0, 0.0], [4.0, 5.0, 0.0]]
     got = level.read_pixels(torch.tensor([[2], [0]]), torch.tensor([[2], [0]]))  # (2,2)=10 and (0,0)=0: not sampled
     assert got[..., 0].tolist() == [[-1.0], [-1.0]]
-    # reads at any pixel go through the level's whole map, built once: the fallback read at every batch-flattened pixel
-    assert len(fallback_calls) == 1 and fallback_calls[0].tolist() == list(range(24))
-    assert level.read(torch.tensor([5, 13])).flatten().tolist() == [1.0, -1.0]  # read: the tokens, fallback if missed
+    # the fallback is computed only at the unsampled pixels read (batch-flattened), each once: no whole-level map
+    assert [c.tolist() for c in fallback_calls] == [[10, 12]]
+    level.read_pixels(torch.tensor([[2], [0]]), torch.tensor([[2], [0]]))
+    assert len(fallback_calls) == 1
+    assert level.read(torch.tensor([5, 13, 10])).flatten().tolist() == [1.0, -1.0, -1.0]  # tokens, fallback if missed
+    assert [c.tolist() for c in fallback_calls] == [[10, 12], [13]]
 
 
 def test_scatter_then_read_round_trips():
@@ -118,10 +121,31 @@ def test_fallback_is_the_projected_skip_and_computed_once():
 
     fallback = make_fallback(counting_proj, finer)
     a = fallback(torch.tensor([3, 7]))
-    b = fallback(torch.tensor([7]))
+    b = fallback(torch.tensor([7, 7]))
     torch.testing.assert_close(a, proj(finer.tokens[0, [3, 7]]))
-    torch.testing.assert_close(b[0], a[1])
-    assert calls == [16]
+    torch.testing.assert_close(b[1], a[1])
+    assert calls == [2], 'projected at the pixels read only, each once'
+    fallback(torch.tensor([9, 3, 9]))
+    assert calls == [2, 1]
+    assert fallback.count == 3 and fallback.rows(torch.tensor([3, 7, 9])).tolist() == [0, 1, 2]
+
+
+def test_released_fallback_is_recomputed_and_conv_plans_follow():
+    """A level's fallback freed by the decoder (release) is computed again when read; the convs' cached tap rows,
+    which point into it, are worked out again instead of reading stale rows."""
+    torch.manual_seed(0)
+    size = (6, 8)
+    finer = LevelMap(torch.randn(1, 48, 3), SampleGrid.uniform(1, size, 1, 'cpu'))
+    grid = SampleGrid(torch.tensor([[0, 5, 9, 20, 30, 47]]), size, 2)
+    level = LevelMap(torch.randn(1, 6, 4), grid, make_fallback(torch.nn.Linear(3, 4), finer))
+    conv = TokenConv(4, 2)
+    with torch.no_grad():
+        before = conv(level)
+        level.fallback(torch.tensor([44, 1]))  # other pixels first: new rows after the release
+        level.fallback.release()
+        assert level.fallback.count == 0
+        level.fallback(torch.tensor([44, 1]))
+        torch.testing.assert_close(conv(level), before)
 
 
 @pytest.mark.parametrize('ratio', [1.0, 0.5, 1.5])

@@ -5,15 +5,19 @@ fallback -- the projected encoder skip -- at every pixel, the sampled pixels' to
 each bilinear corner of the pixel-dependent filter indexed from that map one tap at a time, scatters by a dense
 write. A tiny SAPHNet and DMPHN must give the same pixels, outputs and gradients with the reference ops swapped in.
 """
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+import deblurzoo.archs.adaptive_sampling as adaptive_sampling
 import deblurzoo.archs.patch_hierarchy as patch_hierarchy
 import deblurzoo.archs.saphn_arch as saphn_arch
 from deblurzoo.archs.adaptive_sampling import LevelMap, TokenConv, pixel_dependent_filter
 from deblurzoo.archs.dmphn_arch import DMPHN
 from deblurzoo.archs.saphn_arch import SAPHNet
+from data_factory import load_script
 
 TINY = dict(num_feat=4, num_block=(1, 1, 2), sampler_feat=4)
 
@@ -65,7 +69,16 @@ def reference_taps(level_map, k, anchors=None, spacing=None, offsets=None):
     return torch.stack(taps, 2)
 
 
+def concatenated(maps):
+    """One LevelMap of the channels of ``maps`` (one grid) concatenated; its fallback is theirs concatenated."""
+    fallbacks = [m.fallback for m in maps]
+    fallback = None if fallbacks[0] is None else (lambda gidx: torch.cat([f(gidx) for f in fallbacks], dim=1))
+    return LevelMap(torch.cat([m.tokens for m in maps], dim=2), maps[0].grid, fallback)
+
+
 def reference_token_conv(self, level_map, anchors=None):
+    if isinstance(level_map, (list, tuple)):
+        level_map = concatenated(level_map)
     grid = level_map.grid
     target = grid if anchors is None else anchors
     if grid.lattice is not None and target.lattice is not None:
@@ -147,3 +160,43 @@ def test_adaptive_path_matches_the_reference(arch, policy, reference):
     assert set(grads) == set(ref_grads)
     for name in grads:
         torch.testing.assert_close(grads[name], ref_grads[name], msg=lambda m, n=name: f'{n}: {m}')
+
+
+@pytest.mark.parametrize('arch', [SAPHNet, DMPHN])
+def test_inference_matches_the_reference(arch, reference, monkeypatch):
+    """Without gradients the sampled levels read through one buffer per level and gather in chunks of anchors (made
+    tiny here, so that every conv runs several): the same pixels and outputs as the reference."""
+    torch.manual_seed(0)
+    net = arch(**TINY).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.rand(2, 3, 24, 40, dtype=torch.float64)
+    monkeypatch.setattr(adaptive_sampling, '_CHUNK_ELEMENTS', 64)
+    with_grad = net(x)  # the training-time path: tables concatenated, no chunks
+    with torch.no_grad():
+        out, aux = net(x, return_aux=True, return_masks=True)
+        reference()
+        ref_out, ref_aux = net(x, return_aux=True, return_masks=True)
+    assert all(torch.equal(m, r) for ms, rs in zip(aux['masks'], ref_aux['masks']) for m, r in zip(ms, rs))
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(out, with_grad.detach())
+
+
+def test_bench_script_reports_both_paths_and_both_phases(tmp_path, capsys, monkeypatch):
+    """scripts/bench_sampling.py measures uniform against adaptive in one run: inference at each size, one training
+    step of each phase at each training crop, time and peak memory, and their ratios."""
+    out = tmp_path / 'bench.json'
+    bench = load_script('bench_sampling')
+    peaks = iter(range(1, 100))  # the peak measurement (dispatch-mode, slow) is test_time's, checked there
+    monkeypatch.setattr(bench, 'measure_peak_memory', lambda fn: (next(peaks), fn()))
+    bench.main(['--sizes', '32x24', '16x16', '--train-sizes', '32x24', '--repeats', '1',
+                                        '--kwargs', '{"num_feat": 4, "num_block": [1, 1, 1], "sampler_feat": 4}',
+                                        '--json', str(out)])
+    results = json.loads(out.read_text())
+    assert set(results) == {'32x24', '16x16'}
+    assert len(results['32x24']) == 4 and len(results['16x16']) == 2  # training steps only at the training crop
+    assert all(case['seconds'] > 0 for case in results['32x24'].values())
+    assert [case['peak_bytes'] for case in results['32x24'].values()] == [1, 2, 3, 4]
+    text = capsys.readouterr().out
+    assert '32x24 inference: adaptive / uniform time' in text and '32x24 training step: adaptive / uniform' in text
