@@ -84,7 +84,20 @@ def test_head_learns_to_pick_the_pixels_with_the_largest_error(baseline, steps):
     restored; processing a pixel removes its error. The head sees the error among noise channels and, trained only
     through the REINFORCE loss, learns within a few hundred steps to sample the hard pixels -- and to draw about the
     budget's worth of pixels (the budget penalty). The batch-mean baseline is noisier than the greedy one and needs more
-    steps."""
+    steps.
+
+    One CPU thread: the sums' order depends on the thread count, a REINFORCE run's draws follow every rounding, and with
+    the noisier mean baseline one seeded run can take hundreds of steps longer on two threads than on one; pinned, the
+    run is the same on every machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _learn_to_pick_hard_pixels(baseline, steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _learn_to_pick_hard_pixels(baseline, steps):
     torch.manual_seed(0)
     size, batch = 16, 4
     sampler = PixelSampler(3, 8, num_levels=2)  # level 1: a quarter of the pixels
