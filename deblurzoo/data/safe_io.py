@@ -449,7 +449,6 @@ class AtomicVideoWriter:
 
     def close(self):
         """Finish the file, check it and rename it onto the target; returns the number of frames written."""
-        import cv2
         if self.writer is None:
             raise self._fail('no frames to write')
         self.writer.release()
@@ -459,17 +458,13 @@ class AtomicVideoWriter:
                 os.fsync(f.fileno())
         except OSError as err:
             raise self._fail(err.strerror or str(err), err.errno) from None
-        with safe_video_name(self.tmp) as name:
-            cap = cv2.VideoCapture(name)
         found, size = 0, None
-        try:
-            while cap.isOpened():
-                ok, frame = cap.read()
-                if not ok:
-                    break
+        try:  # read back through the same reader the CLI uses; a file it cannot open holds 0 frames
+            cap, _, _ = open_video(self.tmp)
+            for frame in video_frames(cap, self.tmp):
                 found, size = found + 1, (frame.shape[1], frame.shape[0])
-        finally:
-            cap.release()
+        except ValueError:
+            pass
         if found != self.count or size != self.size:
             even = size == (self.size[0] // 2 * 2, self.size[1] // 2 * 2)
             raise self._fail(f'the file written holds {found} of the {self.count} frames'
