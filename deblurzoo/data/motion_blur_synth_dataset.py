@@ -124,7 +124,9 @@ class MotionBlurSynthDataset(data.Dataset):
     """(blurry, sharp) pairs synthesised on the fly from sharp photos and clips.
 
     Sample ``i`` takes source item ``i % number of items`` (every photo is one item, every frame of a clip one, the
-    centre of its exposure window) and draws all its randomness -- blur mode, trajectory, window, gamma, highlights,
+    centre of its exposure window) -- or, with ``prob_photo``, photo ``i % number of photos`` with that probability
+    and clip frame ``i % number of clip frames`` otherwise, so that a few photos beside long clips are not drowned
+    out -- and draws all its randomness -- blur mode, trajectory, window, gamma, highlights,
     noise, JPEG, crop, flips -- from ``numpy.random.default_rng([seed, i])``: reproducible, whatever the worker
     order. A clip's frame becomes either an exposure-window average (probability ``prob_video``) or a photo blurred
     by camera shake. Training crops a ``gt_size`` square (the blur is made on a slightly larger region so that its
@@ -140,6 +142,8 @@ class MotionBlurSynthDataset(data.Dataset):
             phase (str): Set by BasicSR. Default: 'test'.
             gt_size (int): Crop size; None (outside training): whole images. Required in training.
             num_samples (int): Distinct samples per epoch. Default: 100 x the number of items.
+            prob_photo (float): Probability that a sample comes from the photos rather than the clips' frames (when
+                there are both); None: every photo and every clip frame is drawn equally often. Default: None.
             seed (int): Seed of every sample's randomness. Default: 0.
             detect_cuts (bool): Find scene cuts in clips on construction (reads every frame once). Default: True.
             use_flow (bool): Also return 'flow'. Default: False.
@@ -150,7 +154,7 @@ class MotionBlurSynthDataset(data.Dataset):
                 The synthesis settings (``blur_synthesis.SynthConfig``, with its defaults).
     """
 
-    OPTION_KEYS = ('dataroot', 'gt_size', 'num_samples', 'seed', 'detect_cuts', 'use_flow', 'use_hflip', 'use_rot',
+    OPTION_KEYS = ('dataroot', 'gt_size', 'num_samples', 'prob_photo', 'seed', 'detect_cuts', 'use_flow', 'use_hflip', 'use_rot',
                    'use_channel_permute', 'crop_margin') + tuple(SynthConfig.__dataclass_fields__)
 
     def __init__(self, opt):
@@ -176,6 +180,12 @@ class MotionBlurSynthDataset(data.Dataset):
             for start, stop in clip_segments(frames, opt.get('detect_cuts', True)):
                 self.items += [('clip', c, i, (start, stop)) for i in range(start, stop)]
         self.num_samples = int(opt.get('num_samples') or 100 * len(self.items))
+        self.prob_photo = opt.get('prob_photo')
+        if self.prob_photo is not None and (isinstance(self.prob_photo, bool) or
+                                            not isinstance(self.prob_photo, (int, float)) or
+                                            not 0 <= self.prob_photo <= 1):
+            raise ValueError(f'MotionBlurSynthDataset: prob_photo must be a number in [0, 1] or null, '
+                             f'got {self.prob_photo!r}')
         self.dis = None
 
     def __getstate__(self):  # the workers decode their own frames and make their own DIS (not picklable)
@@ -214,9 +224,18 @@ class MotionBlurSynthDataset(data.Dataset):
             gts, lq = paired_random_crop(list(imgs), imgs[0], size, 1, name)
         return (gts if isinstance(gts, list) else [gts]), margin
 
+    def _item(self, index, rng):
+        """The source item of sample ``index`` (class docstring); draws from ``rng`` only with ``prob_photo``."""
+        num_photos = len(self.photos)
+        if self.prob_photo is None or not num_photos or num_photos == len(self.items):
+            return self.items[index % len(self.items)]
+        if rng.uniform() < self.prob_photo:
+            return self.items[index % num_photos]
+        return self.items[num_photos + index % (len(self.items) - num_photos)]
+
     def __getitem__(self, index):
         rng = np.random.default_rng([self.seed, index])
-        item = self.items[index % len(self.items)]
+        item = self._item(index, rng)
         kind, c, i, (start, stop) = item
         name = self._source(item)
         if kind == 'clip' and rng.uniform() < self.cfg.prob_video:

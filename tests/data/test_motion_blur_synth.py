@@ -187,6 +187,23 @@ def test_loader_workers_give_the_same_samples(sources):
     assert torch.equal(torch.cat([b['lq'] for b in batches]), direct)
 
 
+def test_prob_photo_balances_photos_against_clip_frames(sources):
+    """2 photos beside 18 clip frames: by default a photo is 1 sample in 10; prob_photo sets the share, reproducibly."""
+    def photo_share(ds, n=400):
+        return np.mean([ds._item(i, np.random.default_rng([ds.seed, i]))[0] == 'photo' for i in range(n)])
+
+    assert photo_share(make(sources)) == pytest.approx(0.1)
+    assert photo_share(make(sources, prob_photo=0.5)) == pytest.approx(0.5, abs=0.06)
+    assert photo_share(make(sources, prob_photo=0.0)) == 0 and photo_share(make(sources, prob_photo=1.0)) == 1
+    a, b = make(sources, prob_photo=0.5), make(sources, prob_photo=0.5)
+    assert all(torch.equal(a[i]['lq'], b[i]['lq']) for i in (4, 11))
+    photos_only = make(sources, dataroot=str(sources / 'photo_a.png'), prob_photo=0.0)  # no clips: photos anyway
+    assert photos_only._item(3, np.random.default_rng(0))[0] == 'photo'
+    for bad in (1.5, -0.1, 'half', True):
+        with pytest.raises(ValueError, match='prob_photo must be a number in'):
+            make(sources, prob_photo=bad)
+
+
 def test_sharp_settings_give_the_source_crop_back(sources):
     ds = make(sources, prob_video=0.0, shake_length=[0, 0], use_hflip=True, use_rot=True, use_channel_permute=True,
               **CLEAN)
