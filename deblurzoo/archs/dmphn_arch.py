@@ -10,9 +10,9 @@ Departure from Table VI: three stages (1-2-4) instead of DMPHN's four (1-2-4-8),
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from .adaptive_sampling import TokenConv
 from .patch_hierarchy import PATCHES, MultiPatchHierarchy, merge_patches, split_patches
 from .protocol import ArchProtocol
+from .token_ops import TokenConv
 
 
 class TokenResBlock(nn.Module):

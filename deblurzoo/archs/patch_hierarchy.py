@@ -1,5 +1,6 @@
 """Encoder-decoders on adaptively sampled levels, stacked as a DMPHN-style multi-patch hierarchy (paper 003, SAPHNet,
-Sec. 3.1 and Fig. 2), as pieces any arch can use (``adaptive_sampling.py`` has the grids, token ops and the sampler).
+Sec. 3.1 and Fig. 2), as pieces any arch can use (the grids are in ``sample_grid.py``, the token ops in
+``token_ops.py``, the sampler in ``adaptive_sampling.py``).
 
 - :class:`AdaptiveEncoderDecoder`: one stage; level 0 on every pixel, the coarser levels on given grids.
 - :func:`split_patches` / :func:`merge_patches` / :func:`pair_patch_tokens`: the 4-2-1 patch layout of the stages.
@@ -13,8 +14,10 @@ Output convention of the hierarchies (every deblurzoo arch): ``net(x)`` returns 
 """
 from torch import nn
 
-from .adaptive_sampling import POLICIES, LevelMap, PixelSampler, SampleGrid, TokenConv, make_fallback, scatter_to
+from .adaptive_sampling import POLICIES, PixelSampler
 from .arch_util import check_image_input, crop_to, pad_to_multiple, zero_module
+from .sample_grid import LevelMap, SampleGrid, make_fallback
+from .token_ops import TokenConv, scatter_to
 
 PATCHES = (4, 2, 1)  # patches per stage, bottom to top (DMPHN 1-2-4)
 _LAYOUT = {1: (1, 1), 2: (2, 1), 4: (2, 2)}  # patches -> (rows, cols)

@@ -5,18 +5,18 @@ Three encoder-decoder stages on 4, 2 and 1 patches (DMPHN 1-2-4), each built fro
 (CPM): a global branch of efficient attention (self-attention in encoders; decoders add cross encoder-decoder
 attention) and a local branch of pixel-dependent filtering (PDF), fused per pixel by a sigmoid mask. Stages 2 and 3
 process pixels chosen by a probability head on the previous stage's features (adaptive sampling, trained by
-REINFORCE: ``AdaptiveSamplingRewardLoss``). :meth:`SAPHNet.forward` is the paper's Fig. 2; the reusable pieces (grids,
-token convs, the sampler, the encoder-decoder, the patch layout) live in ``adaptive_sampling.py`` and
-``patch_hierarchy.py``.
+REINFORCE: ``AdaptiveSamplingRewardLoss``). :meth:`SAPHNet.forward` is the paper's Fig. 2; the reusable pieces live in
+``sample_grid.py`` (grids), ``token_ops.py`` (token convs), ``adaptive_sampling.py`` (the sampler) and
+``patch_hierarchy.py`` (the encoder-decoder, the patch layout).
 """
 import torch
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from .adaptive_sampling import TokenConv, pixel_dependent_filter
 from .arch_util import zero_module
 from .patch_hierarchy import PATCHES, MultiPatchHierarchy, merge_patches, pair_patch_tokens, split_patches
 from .protocol import ArchProtocol
+from .token_ops import TokenConv, pixel_dependent_filter
 
 
 class EfficientAttention(nn.Module):

@@ -3,9 +3,10 @@ sampler's policies and budgets, and the multi-patch helpers."""
 import pytest
 import torch
 
-from deblurzoo.archs.adaptive_sampling import (LevelMap, PixelSampler, SampleGrid, TokenConv, level_budgets,
-                                               make_fallback, pixel_dependent_filter, scatter_to)
+from deblurzoo.archs.adaptive_sampling import PixelSampler, level_budgets
 from deblurzoo.archs.patch_hierarchy import merge_patches, pair_patch_tokens, split_patches
+from deblurzoo.archs.sample_grid import LevelMap, SampleGrid, make_fallback
+from deblurzoo.archs.token_ops import TokenConv, pixel_dependent_filter, scatter_to
 
 
 def _as_sampled(grid):

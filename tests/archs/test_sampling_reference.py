@@ -11,12 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import deblurzoo.archs.adaptive_sampling as adaptive_sampling
 import deblurzoo.archs.patch_hierarchy as patch_hierarchy
 import deblurzoo.archs.saphn_arch as saphn_arch
-from deblurzoo.archs.adaptive_sampling import LevelMap, TokenConv, pixel_dependent_filter
+import deblurzoo.archs.token_ops as token_ops
 from deblurzoo.archs.dmphn_arch import DMPHN
+from deblurzoo.archs.sample_grid import LevelMap
 from deblurzoo.archs.saphn_arch import SAPHNet
+from deblurzoo.archs.token_ops import TokenConv, pixel_dependent_filter
 from data_factory import load_script
 
 TINY = dict(num_feat=4, num_block=(1, 1, 2), sampler_feat=4)
@@ -172,7 +173,7 @@ def test_inference_matches_the_reference(arch, reference, monkeypatch):
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
     x = torch.rand(2, 3, 24, 40, dtype=torch.float64)
-    monkeypatch.setattr(adaptive_sampling, '_CHUNK_ELEMENTS', 64)
+    monkeypatch.setattr(token_ops, '_CHUNK_ELEMENTS', 64)
     with_grad = net(x)  # the training-time path: tables concatenated, no chunks
     with torch.no_grad():
         out, aux = net(x, return_aux=True, return_masks=True)

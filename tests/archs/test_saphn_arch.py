@@ -6,8 +6,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from deblurzoo.archs.arch_util import count_parameters
-from deblurzoo.archs.adaptive_sampling import LevelMap, SampleGrid
 from deblurzoo.archs.dmphn_arch import DMPHN
+from deblurzoo.archs.sample_grid import LevelMap, SampleGrid
 from deblurzoo.archs.saphn_arch import ContentAwareModule, EfficientAttention, SAPHNet
 from deblurzoo.ops import use_backend
 

@@ -9,9 +9,9 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from deblurzoo.archs.adaptive_sampling import TokenConv
 from deblurzoo.archs.arch_util import count_parameters
 from deblurzoo.archs.saphn_arch import ContentAwareModule, EfficientAttention, PixelDependentFilter, SAPHNet
+from deblurzoo.archs.token_ops import TokenConv
 from deblurzoo.ops import use_backend
 
 TINY = dict(num_feat=4, num_block=(1, 1, 1), sampler_feat=4)
