@@ -140,6 +140,9 @@ def _tiny(rel, root, name):
     for phase, data in opt['datasets'].items():
         if data['type'] == 'GoProDataset':
             data['dataroot'] = str(root / 'GOPRO_Large')
+        elif data['type'] == 'MotionBlurSynthDataset':  # the sharp frames as sources
+            train_dir = root / 'GOPRO_Large' / 'train'
+            data['dataroot'] = [str(train_dir / seq / 'sharp') for seq in sorted(os.listdir(train_dir))]
         elif data['type'].startswith('DVD'):
             data.update(dataroot=(root / 'dvd_root.txt').read_text(), lq_folder='input', gt_folder='GT',
                         partition='train' if phase == 'train' else 'test')

@@ -30,9 +30,11 @@ def _train_opt(root, name, **train_overrides):
     with open(osp.join(REPO, 'options', 'demo', 'train_svdn_demo.yml')) as f:
         opt = yaml.safe_load(f)
     opt['name'] = name
-    for phase in ('train', 'val'):
-        opt['datasets'][phase]['dataroot'] = str(root / 'GOPRO_Large')
-    opt['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1)
+    opt['datasets']['val']['dataroot'] = str(root / 'GOPRO_Large')
+    assert opt['datasets']['train']['type'] == 'MotionBlurSynthDataset'  # the demo trains on synthesised blur
+    train_dir = root / 'GOPRO_Large' / 'train'
+    opt['datasets']['train']['dataroot'] = [str(train_dir / seq / 'sharp') for seq in sorted(os.listdir(train_dir))]
+    opt['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0, num_samples=8)
     opt['network_g'].update(num_feat=8, num_conv=1)
     opt['train']['total_iter'] = 4
     opt['train']['scheduler']['total_iter'] = 4
