@@ -16,6 +16,7 @@ Scene cuts in clips are detected on construction (``detect_cuts``); no exposure 
 import contextlib
 import os
 import random
+from collections import OrderedDict
 from os import path as osp
 
 import cv2
@@ -107,6 +108,38 @@ def clip_segments(frames, detect_cuts):
     return split_segments(len(frames), detect_scene_cuts(small))
 
 
+class FrameCache:
+    """Decoded images by path, the least recently used dropped first once they hold more than ``max_bytes``.
+
+    An exposure window decodes up to ``video_window`` frames of a clip, and its neighbours' windows decode most of
+    them again: kept decoded, each frame is read once per worker while it stays in the cache. The cached arrays are
+    read-only, so that no caller can change what the next sample gets.
+    """
+
+    def __init__(self, max_bytes):
+        self.max_bytes = int(max_bytes)
+        self.nbytes = 0
+        self._items = OrderedDict()
+
+    def get(self, path, load):
+        """The image at ``path``, from the cache or ``load(path)``."""
+        img = self._items.get(path)
+        if img is not None:
+            self._items.move_to_end(path)
+            return img
+        img = load(path)
+        if img.nbytes <= self.max_bytes:
+            img.flags.writeable = False
+            self._items[path] = img
+            self.nbytes += img.nbytes
+            while self.nbytes > self.max_bytes:
+                self.nbytes -= self._items.popitem(last=False)[1].nbytes
+        return img
+
+    def __len__(self):
+        return len(self._items)
+
+
 @contextlib.contextmanager
 def seeded_python_random(seed):
     """Run BasicSR's crop and augmentation (which draw from Python's ``random``) from ``seed``, then restore the
@@ -149,13 +182,16 @@ class MotionBlurSynthDataset(data.Dataset):
             use_flow (bool): Also return 'flow'. Default: False.
             use_hflip, use_rot, use_channel_permute (bool): Augmentations as in ``GoProDataset``. Default: False.
             crop_margin (int): Extra pixels around the crop the blur is made on. Default: 16.
+            frame_cache_mb (int): Decoded photos and frames (of frame folders) kept per loader worker, in MiB; the
+                least recently used go first; 0: decode every time. Video files are decoded whole once per worker
+                either way. Default: 256.
             shake_length, prob_sharp, prob_spatial, prob_video, video_window, video_interp, gamma,
             highlight_threshold, highlight_gain, prob_noise, noise_shot, noise_read, prob_jpeg, jpeg_quality:
                 The synthesis settings (``blur_synthesis.SynthConfig``, with its defaults).
     """
 
     OPTION_KEYS = ('dataroot', 'gt_size', 'num_samples', 'prob_photo', 'seed', 'detect_cuts', 'use_flow', 'use_hflip', 'use_rot',
-                   'use_channel_permute', 'crop_margin') + tuple(SynthConfig.__dataclass_fields__)
+                   'use_channel_permute', 'crop_margin', 'frame_cache_mb') + tuple(SynthConfig.__dataclass_fields__)
 
     def __init__(self, opt):
         super().__init__()
@@ -172,6 +208,10 @@ class MotionBlurSynthDataset(data.Dataset):
         roots = opt['dataroot'] if isinstance(opt['dataroot'], (list, tuple)) else [opt['dataroot']]
         self.seed = int(opt.get('seed', 0))
         self.margin = int(opt.get('crop_margin', 16))
+        cache_mb = opt.get('frame_cache_mb', 256)
+        if isinstance(cache_mb, bool) or not isinstance(cache_mb, (int, float)) or cache_mb < 0:
+            raise ValueError(f'MotionBlurSynthDataset: frame_cache_mb must be a number >= 0 (MiB), got {cache_mb!r}')
+        self.cache = FrameCache(cache_mb * 2**20)
         self.photos, self.clips = scan_sources(list(roots))
         self._frames = {}  # clip index -> decoded frames of a video file (per worker)
         self.items = [('photo', k, 0, (0, 1)) for k in range(len(self.photos))]
@@ -189,7 +229,7 @@ class MotionBlurSynthDataset(data.Dataset):
         self.dis = None
 
     def __getstate__(self):  # the workers decode their own frames and make their own DIS (not picklable)
-        return dict(self.__dict__, _frames={}, dis=None)
+        return dict(self.__dict__, _frames={}, dis=None, cache=FrameCache(self.cache.max_bytes))
 
     def _clip_frames(self, c):
         clip = self.clips[c]
@@ -201,7 +241,7 @@ class MotionBlurSynthDataset(data.Dataset):
 
     def _frame(self, c, i):
         frame = self._clip_frames(c)[i]
-        return read_frame(frame) if isinstance(frame, str) else frame
+        return self.cache.get(frame, read_frame) if isinstance(frame, str) else frame
 
     def _source(self, item):
         kind, k, i, _ = item
@@ -244,7 +284,7 @@ class MotionBlurSynthDataset(data.Dataset):
             self.dis = self.dis or cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
             lq, gt, flow = window_pair(rng, frames, self.cfg, self.dis)
         else:
-            img = read_frame(name) if kind == 'photo' else self._frame(c, i)
+            img = self.cache.get(name, read_frame) if kind == 'photo' else self._frame(c, i)
             (img, ), margin = self._crop([img], rng, name)
             lq, gt, flow = shake_pair(rng, img.astype(np.float32) / 255.0, self.cfg)
         if margin:

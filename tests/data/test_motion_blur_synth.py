@@ -204,6 +204,31 @@ def test_prob_photo_balances_photos_against_clip_frames(sources):
             make(sources, prob_photo=bad)
 
 
+def test_frame_cache_decodes_each_frame_once_and_keeps_to_its_budget(sources, monkeypatch):
+    import deblurzoo.data.motion_blur_synth_dataset as mbsd
+    decoded = []
+    real = mbsd.read_frame
+    monkeypatch.setattr(mbsd, 'read_frame', lambda path: decoded.append(path) or real(path))
+    plain = make(sources, dataroot=str(sources / 'clips'), prob_video=1.0, video_window=[5, 5], frame_cache_mb=0)
+    cached = make(sources, dataroot=str(sources / 'clips'), prob_video=1.0, video_window=[5, 5])
+    decoded.clear()
+    first = [plain[i] for i in range(11, 15)]  # the pan clip's frames 2..5: 5-frame windows fit
+    assert len(decoded) > len(set(decoded))  # without the cache, overlapping windows decode frames again
+    decoded.clear()
+    for i, ref in zip(range(11, 15), first):
+        s = cached[i]
+        assert torch.equal(s['lq'], ref['lq']) and torch.equal(s['gt'], ref['gt'])  # the same samples
+    assert len(decoded) == len(set(decoded))  # each frame decoded once
+    frame = next(iter(cached.cache._items.values()))
+    assert not frame.flags.writeable  # a caller cannot change what the next sample gets
+    small = mbsd.FrameCache(2 * frame.nbytes)
+    for path in sorted(set(decoded))[:4]:
+        small.get(path, real)
+    assert len(small) == 2 and small.nbytes == 2 * frame.nbytes  # least recently used dropped
+    with pytest.raises(ValueError, match='frame_cache_mb must be a number >= 0'):
+        make(sources, frame_cache_mb=-1)
+
+
 def test_sharp_settings_give_the_source_crop_back(sources):
     ds = make(sources, prob_video=0.0, shake_length=[0, 0], use_hflip=True, use_rot=True, use_channel_permute=True,
               **CLEAN)
