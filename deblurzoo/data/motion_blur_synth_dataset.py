@@ -26,6 +26,7 @@ from torch.utils import data as data
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
+from ..option_values import NON_NEGATIVE, number
 from . import safe_io
 from .blur_synthesis import SynthConfig, odd_window, shake_pair, window_pair
 from .data_util import check_option_keys, decode_image
@@ -190,8 +191,10 @@ class MotionBlurSynthDataset(data.Dataset):
                 The synthesis settings (``blur_synthesis.SynthConfig``, with its defaults).
     """
 
-    OPTION_KEYS = ('dataroot', 'gt_size', 'num_samples', 'prob_photo', 'seed', 'detect_cuts', 'use_flow', 'use_hflip', 'use_rot',
-                   'use_channel_permute', 'crop_margin', 'frame_cache_mb') + tuple(SynthConfig.__dataclass_fields__)
+    OPTION_KEYS = ('dataroot', 'gt_size', 'num_samples', 'prob_photo', 'seed', 'detect_cuts', 'use_flow', 'use_hflip',
+                   'use_rot', 'use_channel_permute', 'crop_margin', 'frame_cache_mb') + tuple(
+                       SynthConfig.__dataclass_fields__)
+    VALUE_RULES = {'prob_photo': (None, number(0, 1, allow=(None, ))), 'frame_cache_mb': (256, NON_NEGATIVE)}
 
     def __init__(self, opt):
         super().__init__()
@@ -208,10 +211,14 @@ class MotionBlurSynthDataset(data.Dataset):
         roots = opt['dataroot'] if isinstance(opt['dataroot'], (list, tuple)) else [opt['dataroot']]
         self.seed = int(opt.get('seed', 0))
         self.margin = int(opt.get('crop_margin', 16))
-        cache_mb = opt.get('frame_cache_mb', 256)
-        if isinstance(cache_mb, bool) or not isinstance(cache_mb, (int, float)) or cache_mb < 0:
-            raise ValueError(f'MotionBlurSynthDataset: frame_cache_mb must be a number >= 0 (MiB), got {cache_mb!r}')
-        self.cache = FrameCache(cache_mb * 2**20)
+        values = {}
+        for key, (default, rule) in self.VALUE_RULES.items():
+            try:
+                values[key] = rule(opt.get(key, default))
+            except ValueError as err:
+                raise ValueError(f'MotionBlurSynthDataset: {key} must be {err}, got {opt.get(key)!r}') from None
+        self.prob_photo = values['prob_photo']
+        self.cache = FrameCache(values['frame_cache_mb'] * 2**20)
         self.photos, self.clips = scan_sources(list(roots))
         self._frames = {}  # clip index -> decoded frames of a video file (per worker)
         self.items = [('photo', k, 0, (0, 1)) for k in range(len(self.photos))]
@@ -220,12 +227,6 @@ class MotionBlurSynthDataset(data.Dataset):
             for start, stop in clip_segments(frames, opt.get('detect_cuts', True)):
                 self.items += [('clip', c, i, (start, stop)) for i in range(start, stop)]
         self.num_samples = int(opt.get('num_samples') or 100 * len(self.items))
-        self.prob_photo = opt.get('prob_photo')
-        if self.prob_photo is not None and (isinstance(self.prob_photo, bool) or
-                                            not isinstance(self.prob_photo, (int, float)) or
-                                            not 0 <= self.prob_photo <= 1):
-            raise ValueError(f'MotionBlurSynthDataset: prob_photo must be a number in [0, 1] or null, '
-                             f'got {self.prob_photo!r}')
         self.dis = None
 
     def __getstate__(self):  # the workers decode their own frames and make their own DIS (not picklable)

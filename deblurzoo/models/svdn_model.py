@@ -13,6 +13,7 @@ identity of its global skip. A multiplier of 0.1 keeps them in range (``options/
 from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
+from ..option_values import POSITIVE
 from .deblur_model import DeblurModel
 
 
@@ -33,9 +34,11 @@ class SVDNModel(DeblurModel):
         super().init_training_settings()
 
     def optimizer_param_groups(self, lr):
-        dcn_lr_mul = self.opt['train'].get('dcn_lr_mul', 1)
-        if isinstance(dcn_lr_mul, bool) or not isinstance(dcn_lr_mul, (int, float)) or not dcn_lr_mul > 0:
-            raise ValueError(f'train.dcn_lr_mul must be a number > 0, got {dcn_lr_mul!r}')
+        raw = self.opt['train'].get('dcn_lr_mul', 1)
+        try:
+            dcn_lr_mul = POSITIVE(raw)
+        except ValueError as err:
+            raise ValueError(f'train.dcn_lr_mul must be {err}, got {raw!r}') from None
         params = super().optimizer_param_groups(lr)
         if dcn_lr_mul == 1:
             return params

@@ -200,7 +200,7 @@ def test_prob_photo_balances_photos_against_clip_frames(sources):
     photos_only = make(sources, dataroot=str(sources / 'photo_a.png'), prob_photo=0.0)  # no clips: photos anyway
     assert photos_only._item(3, np.random.default_rng(0))[0] == 'photo'
     for bad in (1.5, -0.1, 'half', True):
-        with pytest.raises(ValueError, match='prob_photo must be a number in'):
+        with pytest.raises(ValueError, match=r'prob_photo must be a number >= 0 and <= 1 or None'):
             make(sources, prob_photo=bad)
 
 

@@ -153,7 +153,8 @@ def test_svdn_dcn_lr_mul_trains_the_deformable_neck_at_its_own_rate(tmp_path):
 
 @pytest.mark.parametrize('value, network, message', [
     (0, {}, 'dcn_lr_mul must be a number > 0'),
-    ('0.1', {}, 'dcn_lr_mul must be a number > 0'),
+    ('fast', {}, 'dcn_lr_mul must be a number > 0'),
+    (float('inf'), {}, 'dcn_lr_mul must be a number > 0'),
     (0.1, {'deform': False}, 'no deformable neck'),
 ])
 def test_svdn_dcn_lr_mul_bad_values_are_named(tmp_path, value, network, message):
