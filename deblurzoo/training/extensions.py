@@ -160,6 +160,19 @@ def _option_file_argument(argv=None):
     return args.opt
 
 
+@master_only
+def _checked_copy_opt_file(opt_file, experiments_root):
+    """BasicSR's ``copy_opt_file`` (the option file with a header naming the time and command), replaced, not wrapped:
+    every folder a run writes to is checked first (when resuming, an unwritable experiment folder would fail only at
+    the first checkpoint, after ``save_checkpoint_freq`` iterations), and the copy is written atomically (BasicSR
+    copies it in place, so a full disk would leave a truncated copy, or cut the previous run's copy on a resume)."""
+    for folder in [experiments_root] + [os.path.join(experiments_root, sub) for sub in SAVED_FOLDERS]:
+        _probe_writable(folder, 'the experiment folder')
+    header = f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {" ".join(sys.argv)}\n\n'
+    safe_io.write_bytes_atomic(os.path.join(experiments_root, os.path.basename(opt_file)),
+                               header.encode('utf-8', 'surrogateescape') + safe_io.read_bytes(opt_file))
+
+
 class TrainerExtensions:
     """The context manager :func:`trainer_extensions` returns; holds the state of the one run it wraps."""
 
@@ -177,7 +190,7 @@ class TrainerExtensions:
                 'parse_options': self._checked_parse(basicsr.train.parse_options),
                 'load_resume_state': self.load_resume_state,
                 'make_exp_dirs': self._checked_make_exp_dirs(basicsr.train.make_exp_dirs),
-                'copy_opt_file': self._checked_copy_opt_file(basicsr.train.copy_opt_file),
+                'copy_opt_file': _checked_copy_opt_file,
                 'create_train_val_dataloader': self._counted_dataloaders(basicsr.train.create_train_val_dataloader),
                 'EnlargedSampler': ResumableSampler,
                 'build_model': build_model,
@@ -305,23 +318,6 @@ class TrainerExtensions:
                               f'{_CHOOSE}') from None
 
         return make_exp_dirs
-
-    @staticmethod
-    def _checked_copy_opt_file(original):  # noqa: ARG004  (replaced, not wrapped: see below)
-        """When resuming, an unwritable experiment folder fails only at the first checkpoint, after
-        ``save_checkpoint_freq`` iterations: check every folder a run writes to before anything trains (rank 0)."""
-
-        @master_only
-        def copy_opt_file(opt_file, experiments_root):
-            for folder in [experiments_root] + [os.path.join(experiments_root, sub) for sub in SAVED_FOLDERS]:
-                _probe_writable(folder, 'the experiment folder')
-            # BasicSR's copy (the file with a header naming the time and command), written atomically: BasicSR copies
-            # it in place, so a full disk would leave a truncated copy, or cut the previous run's copy on a resume
-            header = f'# GENERATE TIME: {time.asctime()}\n# CMD:\n# {" ".join(sys.argv)}\n\n'
-            safe_io.write_bytes_atomic(os.path.join(experiments_root, os.path.basename(opt_file)),
-                                       header.encode('utf-8', 'surrogateescape') + safe_io.read_bytes(opt_file))
-
-        return copy_opt_file
 
 
 def trainer_extensions():
