@@ -9,14 +9,12 @@ import itertools
 import os.path as osp
 
 import torch
-import yaml
 
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 from deblurzoo.archs.protocol import arch_info
-from deblurzoo.data import safe_io
 from deblurzoo.data.safe_io import shown
-from deblurzoo.option_values import _StrictLoader
+from deblurzoo.option_values import OptionError, load_option_file
 from deblurzoo.option_keys import check_constructor_keys, did_you_mean
 from .checkpoint import load_weights
 from .errors import InferenceError
@@ -125,26 +123,13 @@ def load_model(model, weights=None, param_key=None, device='cpu', allow_untraine
         if not osp.isfile(model):
             raise InferenceError(f'option file not found: {shown(model)}')
         try:
-            raw = safe_io.read_bytes(model)
-            text = raw.decode('utf-8')
-        except OSError as err:
+            opt = load_option_file(model)  # unreadable, non-UTF-8, non-YAML, duplicate keys, not a mapping: named
+        except OptionError as err:
             raise InferenceError(str(err)) from None
-        except UnicodeDecodeError as err:
-            line = raw[:err.start].count(b'\n') + 1
-            raise InferenceError(f'option file {shown(model)}: not UTF-8 text (byte {raw[err.start]:#04x} on line '
-                                 f'{line}); save it as UTF-8') from None
-        try:
-            opt = yaml.load(text, Loader=_StrictLoader) or {}  # duplicate keys refused
-        except yaml.YAMLError as err:
-            mark = getattr(err, 'problem_mark', None)
-            where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
-            raise InferenceError(f'cannot parse option file {shown(model)}{where}: '
-                                 f'{getattr(err, "problem", None) or err}') from None
-        if not isinstance(opt, dict):
-            raise InferenceError(f'option file {shown(model)} holds a {type(opt).__name__}, not a mapping of options')
         if 'network_g' not in opt:
             raise InferenceError(f'option file {shown(model)} has no network_g')
         network_opt = opt['network_g']
+        allow_untrained = allow_untrained or opt.get('allow_untrained') is True
     elif model in ARCH_REGISTRY._obj_map:
         network_opt = {'type': model}
     else:
@@ -161,14 +146,14 @@ def load_model(model, weights=None, param_key=None, device='cpu', allow_untraine
             load_weights(net, weights, param_key or path_opt.get('param_key_g'), network_opt['type'])
         except InferenceError as err:
             raise InferenceError(f'{model} ({", ".join(from_file)}): {err}' if from_file else str(err)) from None
-    elif opt and not (allow_untrained or opt.get('allow_untrained') is True):
+    elif opt and not allow_untrained:
         raise InferenceError(f'{shown(model)}: path.pretrain_network_g is empty; pass --weights (or '
                              '--allow-untrained to run the untrained net)')
     stage1 = None
     if opt.get('network_stage1'):
         stage1 = _build(opt['network_stage1'], 'network_stage1')
         stage1_weights = path_opt.get('pretrain_network_stage1')
-        if not stage1_weights and not (allow_untrained or opt.get('allow_untrained') is True):
+        if not stage1_weights and not allow_untrained:
             raise InferenceError(f'{model}: network_stage1 needs path.pretrain_network_stage1')
         if stage1_weights:
             load_weights(stage1, stage1_weights, path_opt.get('param_key_stage1'), opt['network_stage1']['type'])

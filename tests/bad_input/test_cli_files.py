@@ -369,7 +369,7 @@ def test_a_non_utf8_option_file_is_named(tmp_path, capsys):
     (tmp_path / 'opt.yml').write_bytes(b'network_g:\n  type: Atrous\xe9Net\n')
     safe_io.write_image(str(tmp_path / 'a.png'), _image())
     assert _run(str(tmp_path / 'opt.yml'), tmp_path / 'a.png', tmp_path / 'o.png') == 2
-    assert f'option file {tmp_path}/opt.yml: not UTF-8 text (byte 0xe9 on line 2)' in capsys.readouterr().err
+    assert f"option file '{tmp_path}/opt.yml': not UTF-8 text (byte 0xe9 on line 2)" in capsys.readouterr().err
 
 
 def test_every_error_line_is_printable_even_for_a_name_no_message_escaped(option, tmp_path, capsys):

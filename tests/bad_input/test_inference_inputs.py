@@ -503,9 +503,9 @@ CASES = [
     ('bad-self-ensemble-in-option-file', _option_case(ATROUS, val={'self_ensemble': 3}),
      ['{t}/opt.yml: val.self_ensemble', 'got 3']),
     ('option-file-not-a-mapping', _raw_option('- network_g\n- path\n'),
-     ['option file {t}/opt.yml holds a list, not a mapping']),
+     ["option file '{t}/opt.yml': the top level must be a mapping of keys, got list"]),
     ('option-file-bad-yaml', _raw_option('network_g: {type: AtrousNet\n'),
-     ["cannot parse option file {t}/opt.yml (line 2, column 1): expected ',' or '}}'"]),
+     ["option file '{t}/opt.yml': line 2, column 1: while parsing a flow mapping expected ',' or '}}'"]),
     ('option-file-without-weights', option_without_weights,
      ['{t}/opt.yml: path.pretrain_network_g is empty; pass --weights']),
     # outputs
