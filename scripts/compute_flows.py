@@ -89,7 +89,7 @@ def read_gray(path):
     """Read ``path`` as uint8 grayscale: its bytes read with Python and decoded in memory (``flow_util.safe_io``: any
     file name; a header declaring more than the pixel limit refused), with a clear error naming the file."""
     safe_io = flow_util.safe_io
-    img = safe_io.decode_bytes(safe_io.read_bytes(path), path, cv2.IMREAD_GRAYSCALE)
+    img = safe_io.read_image(path, cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise ValueError(f'cannot read the image {safe_io.shown(path)}')
     return img

@@ -34,14 +34,9 @@ def _output_path(results, dataset, seq, frame):
     return matches[0]
 
 
-def _read_color(path):
-    """An image file as 8-bit BGR, read as bytes and decoded in memory (any file name; None if it does not decode)."""
-    from deblurzoo.data import safe_io
-    return safe_io.decode_bytes(safe_io.read_bytes(path), path, cv2.IMREAD_COLOR)
-
-
 def _read_output(results, dataset, seq, frame, shape):
-    out = _read_color(_output_path(results, dataset, seq, frame))
+    from deblurzoo.data import safe_io
+    out = safe_io.read_image(_output_path(results, dataset, seq, frame), cv2.IMREAD_COLOR)
     if out is None or out.shape != shape:
         raise ValueError(f'output for {seq}/{frame} of {dataset} is unreadable or not {shape}')
     return out
@@ -77,7 +72,7 @@ def main(argv=None):
     for pair in tqdm(pairs, desc='report', unit='image'):
         seq, frame = pair['key'].split('/')
         frame = osp.splitext(frame)[0]
-        blur, sharp = _read_color(pair['lq_path']), _read_color(pair['gt_path'])
+        blur, sharp = (safe_io.read_image(pair[k], cv2.IMREAD_COLOR) for k in ('lq_path', 'gt_path'))
         out = _read_output(args.results, args.dataset, seq, frame, sharp.shape)
         row = {'key': f'{seq}/{frame}'}
         for name, img in (('input', blur), ('output', out)):

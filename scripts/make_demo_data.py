@@ -133,7 +133,7 @@ def fit(img, max_side):
 
 def read_photo(path, max_side=MAX_SIDE):
     """A photo as (H, W, 3) uint8 BGR, resized (area) so the long side is <= ``max_side``, both sizes even."""
-    img = safe_io.decode_bytes(safe_io.read_bytes(path), path, cv2.IMREAD_COLOR)
+    img = safe_io.read_image(path, cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f'cannot read the image {path}')
     return fit(img, max_side)

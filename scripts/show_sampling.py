@@ -35,11 +35,6 @@ def load_net(opt_path):
     return loaded.net
 
 
-def _read_color(path):
-    """An image file as 8-bit BGR, read as bytes and decoded in memory (any file name; None if it does not decode)."""
-    return safe_io.decode_bytes(safe_io.read_bytes(path), path, cv2.IMREAD_COLOR)
-
-
 def _label(img, text):
     out = img.copy()
     for color, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
@@ -65,7 +60,7 @@ def main(argv=None):
     parser.add_argument('--image', required=True, help='blurry image')
     parser.add_argument('--out', required=True, help='output PNG')
     args = parser.parse_args(argv)
-    img = _read_color(args.image)
+    img = safe_io.read_image(args.image, cv2.IMREAD_COLOR)
     if img is None:
         raise FileNotFoundError(f'cannot read image {args.image}')
     net = load_net(args.opt)
@@ -74,7 +69,7 @@ def main(argv=None):
         _, aux = net(x, policy='greedy', return_aux=True, return_masks=True)
     masks = aux['masks']
     sharp_path = args.image.replace(f'{os.sep}blur{os.sep}', f'{os.sep}sharp{os.sep}')
-    sharp = _read_color(sharp_path) if sharp_path != args.image and osp.isfile(sharp_path) else None
+    sharp = safe_io.read_image(sharp_path, cv2.IMREAD_COLOR) if sharp_path != args.image and osp.isfile(sharp_path) else None
     hard = None
     if sharp is not None and sharp.shape == img.shape:
         err = np.abs(img.astype(np.float32) - sharp.astype(np.float32)).mean(2)

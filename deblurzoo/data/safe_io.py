@@ -220,6 +220,12 @@ def decode_bytes(content, name, flags):
         raise ValueError(f'{shown(name)}: cannot decode the image: {str(err).strip()}') from None
 
 
+def read_image(path, flags):
+    """The image file ``path`` (any name) read as bytes and decoded in memory (:func:`decode_bytes`, with OpenCV's
+    ``flags``); None if OpenCV cannot decode it."""
+    return decode_bytes(read_bytes(path), path, flags)
+
+
 # ---------------------------------------------------------------- LMDB
 
 

@@ -55,7 +55,7 @@ def _image(seed=0, h=20, w=28):
 
 
 def _read(path):
-    return safe_io.decode_bytes(safe_io.read_bytes(path), path, -1)
+    return safe_io.read_image(path, -1)
 
 
 def _write_video(path, frames=3, size=(24, 32), fourcc='mp4v'):

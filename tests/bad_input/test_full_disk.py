@@ -92,7 +92,7 @@ def _complete_file(path):
     """A new file is whole: images decode, checkpoints and states load, videos hold all their frames; logs are text."""
     ext = osp.splitext(path)[1]
     if ext in ('.png', '.jpg'):
-        assert safe_io.decode_bytes(safe_io.read_bytes(path), path, -1) is not None, path
+        assert safe_io.read_image(path, -1) is not None, path
     elif ext in ('.pth', '.state'):
         torch.load(path, map_location='cpu', weights_only=False)
     elif ext in ('.mp4', '.avi'):
