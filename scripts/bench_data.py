@@ -32,8 +32,6 @@ import sys
 import tempfile
 import time
 
-import yaml
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
@@ -47,9 +45,10 @@ def tiny_kwargs(arch):
 
 def training_options(path, root, num_gpu, tiny=False):
     """The option file ``path`` as BasicSR's ``parse_options`` makes it for one training process, experiments under
-    ``root`` (no folder is written); ``tiny``: the test suite's tiny nets, 32x32 crops, batches of 2."""
-    with open(path) as f:
-        opt = yaml.safe_load(f)
+    ``root`` (no folder is written); ``tiny``: the test suite's tiny nets, 32x32 crops, batches of 2. The file is read
+    as the entry points read it (``option_values.load_option_file``); a bad one raises its ``OptionError``."""
+    from deblurzoo.option_values import load_option_file
+    opt = load_option_file(path)
     exp = osp.join(root, 'experiments', opt['name'])
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False, num_gpu=num_gpu)
     opt['path'] = dict(opt.get('path') or {}, experiments_root=exp, models=osp.join(exp, 'models'),
@@ -167,7 +166,10 @@ def main(argv=None):
             sets = tiny_datasets(tmp)
             opt['datasets']['train'] = next(o for label, o in sets if label == 'GoProDataset (disk)')
         else:
-            opt = training_options(args.opt, tmp, 1 if device.type == 'cuda' else 0)
+            try:
+                opt = training_options(args.opt, tmp, 1 if device.type == 'cuda' else 0)
+            except ValueError as err:  # OptionError: the file, line and cause
+                parser.error(str(err))
             train = opt['datasets']['train']
             sets = [(f"{train['type']} ({(train.get('io_backend') or {}).get('type', 'disk')})", train)]
             if args.lmdb:

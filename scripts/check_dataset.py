@@ -34,10 +34,10 @@ import yaml
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402,F401  (registers the datasets; patches BasicSR first)
-from basicsr.utils.options import ordered_yaml  # noqa: E402
 from basicsr.utils.registry import DATASET_REGISTRY  # noqa: E402
 from deblurzoo.data.data_util import READ_ERRORS, Problems, check_files, check_option_keys, error_message  # noqa: E402
-from deblurzoo.data.safe_io import read_bytes, shown  # noqa: E402
+from deblurzoo.data.safe_io import shown  # noqa: E402
+from deblurzoo.option_values import load_option_file  # noqa: E402
 
 # command-line flags that set a dataset option of the same name (dashes -> underscores)
 OPTION_FLAGS = ('dataroot', 'dataroot_lq', 'dataroot_gt', 'dataroot_flow', 'split', 'phase', 'gt_size', 'num_frame',
@@ -77,13 +77,9 @@ def check_dataset(opt, workers=0):
 
 def options_from_file(path):
     """[(key, dataset options)] of an option file's ``datasets:`` section, with ``phase`` set from the key as BasicSR
-    does ('val_2' -> 'val') and ``~`` expanded in the dataroots."""
-    try:
-        text = read_bytes(path).decode('utf-8')
-    except UnicodeDecodeError as err:
-        raise ValueError(f'{shown(path)} is not UTF-8 text (byte {err.start}): not an option file') from None
-    opt = yaml.load(text, Loader=ordered_yaml()[0])
-    datasets = (opt or {}).get('datasets') if isinstance(opt, dict) else None
+    does ('val_2' -> 'val') and ``~`` expanded in the dataroots. The file is read as the entry points read it
+    (``option_values.load_option_file``: UTF-8, strict YAML, duplicate keys refused); errors are ``ValueError``."""
+    datasets = load_option_file(path).get('datasets')
     if not datasets:
         raise ValueError(f'{shown(path)} has no datasets: section')
     entries = []
@@ -185,7 +181,7 @@ def main(argv=None):
             parser.error(f'option file not found: {shown(args.opt)}')
         try:
             entries += options_from_file(args.opt)
-        except (OSError, ValueError, yaml.YAMLError) as err:
+        except ValueError as err:
             parser.error(shown(str(err)))
     if args.type:
         entries.append(('command line', options_from_args(args, parser)))

@@ -3,6 +3,8 @@ and LMDB for GoPro and DVD; with and without ``prefetch_mode: cpu``, 0 and 1 wor
 verdict follows the numbers."""
 import json
 
+import pytest
+
 from data_factory import load_script
 from test_registry import DATASET_CASES
 
@@ -24,3 +26,15 @@ def test_tiny_mode_reads_every_training_dataset_and_names_the_bottleneck(tmp_pat
     assert report['bottleneck'] == ('the loader' if best['samples_per_s'] < report['step_samples_per_s'] else
                                     'the training step')
     assert 'bottleneck:' in capsys.readouterr().out
+
+
+def test_a_bad_option_file_is_a_usage_error_naming_the_file(tmp_path, capsys):
+    """The option file is read as the entry points read it: a duplicate key is refused with its line, not kept."""
+    bench = load_script('bench_data')
+    option_file = tmp_path / 'train_dup.yml'
+    option_file.write_text('name: x\nname: y\n')
+    with pytest.raises(SystemExit) as caught:
+        bench.main(['-opt', str(option_file), '--device', 'cpu'])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert 'train_dup.yml' in err and "line 2, column 1: duplicate key 'name' (first on line 1)" in err

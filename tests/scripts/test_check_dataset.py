@@ -172,3 +172,23 @@ def test_usage_errors_exit_with_2(script, capsys, argv, message):
         script.main(argv)
     assert caught.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('content, message', [
+    (b'name: x\ndatasets:\n  train: {type: GoProDataset}\ndatasets: {}\n',
+     "line 4, column 1: duplicate key 'datasets' (first on line 2)"),
+    (b'name: x\n# caf\xe9\ndatasets: {}\n', 'not UTF-8 text (byte 0xe9 on line 2)'),
+    (b'name: [x\n', 'line 2, column 1'),
+    (b'- a list\n', 'the top level must be a mapping'),
+    (b'name: x\n', 'has no datasets: section'),
+])
+def test_a_bad_option_file_is_named_with_its_cause(script, capsys, tmp_path, content, message):
+    """The option file is read as the entry points read it: a duplicate key is refused (PyYAML would silently keep
+    the last one and check another dataset than the trainer would), and every error names the file."""
+    option_file = tmp_path / 'train_bad.yml'
+    option_file.write_bytes(content)
+    with pytest.raises(SystemExit) as caught:
+        script.main(['-opt', str(option_file)])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert 'train_bad.yml' in err and message in err
