@@ -228,6 +228,19 @@ def _matches(opt, pattern, prefix=()):
             yield prefix + (key, ), opt, key
 
 
+def check_value(name, value, rule):
+    """``rule(value)`` (the value, YAML 1.1 number strings read as numbers); for a class or function that takes one
+    option itself (a dataset, a model), outside the entry points' :func:`check_option_values`.
+
+    Raises:
+        ValueError: ``'<name> must be <what the rule wants>, got <value>'``.
+    """
+    try:
+        return rule(value)
+    except ValueError as err:
+        raise ValueError(f'{name} must be {err}, got {value!r}') from None
+
+
 def check_option_values(opt, rules=RULES):
     """Check ``opt`` (a parsed option dict) against ``rules`` in place; YAML 1.1 number strings become numbers.
 

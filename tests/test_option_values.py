@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deblurzoo.option_values import OptionError, check_option_values, check_weights, load_option_file
+from deblurzoo.option_values import POSITIVE, OptionError, check_option_values, check_value, check_weights, load_option_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, 'options', '**', '*.yml'), recursive=True))
@@ -172,3 +172,9 @@ def test_testing_without_weights_is_refused_unless_asked():
                          ids=lambda p: os.path.relpath(p, ROOT))
 def test_every_shipped_test_option_names_its_weights(path):
     check_weights(load_option_file(path))
+
+
+def test_check_value_reads_number_strings_and_names_the_key_and_value():
+    assert check_value('train.x', '1e-3', POSITIVE) == 1e-3
+    with pytest.raises(ValueError, match=r"^train\.x must be a number > 0, got -1$"):
+        check_value('train.x', -1, POSITIVE)

@@ -26,7 +26,7 @@ from torch.utils import data as data
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
-from ..option_values import NON_NEGATIVE, number
+from ..option_values import NON_NEGATIVE, check_value, number
 from . import safe_io
 from .blur_synthesis import SynthConfig, odd_window, shake_pair, window_pair
 from .data_util import check_option_keys, decode_image
@@ -194,7 +194,6 @@ class MotionBlurSynthDataset(data.Dataset):
     OPTION_KEYS = ('dataroot', 'gt_size', 'num_samples', 'prob_photo', 'seed', 'detect_cuts', 'use_flow', 'use_hflip',
                    'use_rot', 'use_channel_permute', 'crop_margin', 'frame_cache_mb') + tuple(
                        SynthConfig.__dataclass_fields__)
-    VALUE_RULES = {'prob_photo': (None, number(0, 1, allow=(None, ))), 'frame_cache_mb': (256, NON_NEGATIVE)}
 
     def __init__(self, opt):
         super().__init__()
@@ -211,14 +210,10 @@ class MotionBlurSynthDataset(data.Dataset):
         roots = opt['dataroot'] if isinstance(opt['dataroot'], (list, tuple)) else [opt['dataroot']]
         self.seed = int(opt.get('seed', 0))
         self.margin = int(opt.get('crop_margin', 16))
-        values = {}
-        for key, (default, rule) in self.VALUE_RULES.items():
-            try:
-                values[key] = rule(opt.get(key, default))
-            except ValueError as err:
-                raise ValueError(f'MotionBlurSynthDataset: {key} must be {err}, got {opt.get(key)!r}') from None
-        self.prob_photo = values['prob_photo']
-        self.cache = FrameCache(values['frame_cache_mb'] * 2**20)
+        self.prob_photo = check_value('MotionBlurSynthDataset: prob_photo', opt.get('prob_photo'),
+                                      number(0, 1, allow=(None, )))
+        cache_mb = check_value('MotionBlurSynthDataset: frame_cache_mb', opt.get('frame_cache_mb', 256), NON_NEGATIVE)
+        self.cache = FrameCache(cache_mb * 2**20)
         self.photos, self.clips = scan_sources(list(roots))
         self._frames = {}  # clip index -> decoded frames of a video file (per worker)
         self.items = [('photo', k, 0, (0, 1)) for k in range(len(self.photos))]

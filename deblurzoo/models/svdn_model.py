@@ -13,7 +13,7 @@ identity of its global skip. A multiplier of 0.1 keeps them in range (``options/
 from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
-from ..option_values import POSITIVE
+from ..option_values import POSITIVE, check_value
 from .deblur_model import DeblurModel
 
 
@@ -34,11 +34,7 @@ class SVDNModel(DeblurModel):
         super().init_training_settings()
 
     def optimizer_param_groups(self, lr):
-        raw = self.opt['train'].get('dcn_lr_mul', 1)
-        try:
-            dcn_lr_mul = POSITIVE(raw)
-        except ValueError as err:
-            raise ValueError(f'train.dcn_lr_mul must be {err}, got {raw!r}') from None
+        dcn_lr_mul = check_value('train.dcn_lr_mul', self.opt['train'].get('dcn_lr_mul', 1), POSITIVE)
         params = super().optimizer_param_groups(lr)
         if dcn_lr_mul == 1:
             return params
