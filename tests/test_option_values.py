@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deblurzoo.option_values import POSITIVE, OptionError, check_option_values, check_value, check_weights, load_option_file
+from deblurzoo.option_values import (POSITIVE, OptionError, check_option_values, check_value, check_weights,
+                                     load_option_file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, 'options', '**', '*.yml'), recursive=True))
