@@ -84,6 +84,8 @@ def options_from_file(path):
         raise ValueError(f'{shown(path)} has no datasets: section')
     entries = []
     for key, dataset in datasets.items():
+        if not isinstance(dataset, dict):
+            raise ValueError(f'{shown(path)}: datasets.{key} must be a mapping of dataset options, got {dataset!r}')
         dataset = dict(dataset, phase=key.split('_')[0])
         for option in ('dataroot', 'dataroot_lq', 'dataroot_gt', 'dataroot_flow'):
             if isinstance(dataset.get(option), str):

@@ -181,6 +181,7 @@ def test_usage_errors_exit_with_2(script, capsys, argv, message):
     (b'name: [x\n', 'line 2, column 1'),
     (b'- a list\n', 'the top level must be a mapping'),
     (b'name: x\n', 'has no datasets: section'),
+    (b'name: x\ndatasets:\n  train: GoProDataset\n', "datasets.train must be a mapping of dataset options, got 'Go"),
 ])
 def test_a_bad_option_file_is_named_with_its_cause(script, capsys, tmp_path, content, message):
     """The option file is read as the entry points read it: a duplicate key is refused (PyYAML would silently keep
