@@ -45,7 +45,7 @@ SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(SCRIPTS_DIR))  # the repository's deblurzoo, also when run as a file
 
 from deblurzoo.data import safe_io  # noqa: E402
-from deblurzoo.data.blur_synthesis import SynthConfig, shake_pair, window_pair  # noqa: E402
+from deblurzoo.data.blur_synthesis import ANCHORS, SynthConfig, shake_pair, window_pair  # noqa: E402
 from deblurzoo.data.frame_averaging import detect_scene_cuts, segment_windows, split_segments, still_pairs  # noqa
 from deblurzoo.data.motion_blur_synth_dataset import read_frame, read_video, scan_sources  # noqa: E402
 
@@ -283,6 +283,8 @@ def parse_args(argv=None):
         if isinstance(f.default, tuple):
             parser.add_argument(flag, type=float, nargs=2, metavar=('LOW', 'HIGH'), default=None,
                                 help=f'range (default {getattr(PLAIN, f.name)})')
+        elif f.name == 'shake_anchor':
+            parser.add_argument(flag, choices=ANCHORS, default=None, help=f'default {PLAIN.shake_anchor}')
         else:
             parser.add_argument(flag, type=float, default=None, help=f'default {getattr(PLAIN, f.name)}')
     args = parser.parse_args(argv)

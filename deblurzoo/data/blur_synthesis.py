@@ -19,9 +19,14 @@ Stages, in the order a camera applies them:
 The sharp target goes through stages 1, 2 and 5 only, so that a zero-length trajectory without noise and JPEG gives
 the target back exactly. Every random draw comes from the ``numpy.random.Generator`` passed in.
 
-The kernel's centroid is the origin (the sharp target is the exposure's mean position, as a network trained on it
-should restore), and the flows returned for SVDN's position loss are the motion from that mean position to the
-exposure's start and end, ``(u_prev, v_prev, u_next, v_next)`` in pixels (``flow_util``'s convention).
+Where the sharp target sits in a shaken exposure is ``shake_anchor``. ``mean`` (default) centres the kernel on its
+centroid: the target is the blur's mean position, which the blurry image itself shows (RealBlur registered its ground
+truth the same way). ``middle`` puts the target at the camera's position half-way through the exposure, as GoPro,
+REDS and DVD pair an averaged window with its centre frame and as the video mode here does; where the path's middle
+lies relative to its centroid is much harder to tell from the blur, and in the demo's training the net then stayed
+near its identity start several times longer (README, "Training on your own footage"). The flows returned for SVDN's
+position loss are the motion from the sharp target's position to the exposure's start and end,
+``(u_prev, v_prev, u_next, v_next)`` in pixels (``flow_util``'s convention).
 
 numpy and OpenCV only.
 """
@@ -35,6 +40,7 @@ from .frame_averaging import FrameInterpolator
 WALK_POINTS = 64  # points of the random walk (its shape); the kernel is rendered from the polyline through them
 WALK_SCALE = 60.0  # path length (px) the walk's dynamics are defined at (DeblurGAN's canvas); then rescaled
 SPLAT_SPACING = 0.25  # px between the points splatted into a kernel
+ANCHORS = ('mean', 'middle')  # SynthConfig.shake_anchor: where the sharp target sits in the exposure
 
 
 @dataclass
@@ -59,6 +65,8 @@ class SynthConfig:
         noise_read: Read-noise standard deviation (linear). Default: [0, 2e-3].
         prob_jpeg: Probability of JPEG compression. Default: 0.3.
         jpeg_quality: JPEG quality range. Default: [70, 95].
+        shake_anchor: Where the sharp target sits in a shaken exposure: 'mean' (the kernel's centroid, as RealBlur)
+            or 'middle' (the position half-way through the exposure, as GoPro's centre frame). Default: 'mean'.
     """
     shake_length: tuple = (0.0, 20.0)
     prob_sharp: float = 0.1
@@ -74,6 +82,7 @@ class SynthConfig:
     noise_read: tuple = (0.0, 2e-3)
     prob_jpeg: float = 0.3
     jpeg_quality: tuple = (70, 95)
+    shake_anchor: str = 'mean'
 
     @classmethod
     def from_options(cls, opt, owner='MotionBlurSynthDataset'):
@@ -91,6 +100,8 @@ class SynthConfig:
         if cfg.shake_length[0] < 0 or cfg.video_window[0] < 1 or cfg.video_interp < 0 or cfg.gamma[0] <= 0:
             raise ValueError(f'{owner}: shake_length >= 0, video_window >= 1, video_interp >= 0 and gamma > 0 are '
                              f'required, got {cfg.shake_length}, {cfg.video_window}, {cfg.video_interp}, {cfg.gamma}')
+        if cfg.shake_anchor not in ANCHORS:
+            raise ValueError(f"{owner}: 'shake_anchor' must be one of {', '.join(ANCHORS)}, got {cfg.shake_anchor!r}")
         if not 1 <= cfg.jpeg_quality[0] <= cfg.jpeg_quality[1] <= 100:
             raise ValueError(f"{owner}: 'jpeg_quality' must lie in [1, 100], got {cfg.jpeg_quality}")
         return cfg
@@ -120,8 +131,8 @@ def boost_highlights(lin, img, threshold, gain):
 
 
 # -------------------------------------------------------------------------------------------------- camera shake
-def random_trajectory(rng, length, num_points=WALK_POINTS):
-    """A Boracchi-Foi camera-shake trajectory of extent ``length`` px, centred on its mean position.
+def random_trajectory(rng, length, num_points=WALK_POINTS, anchor='mean'):
+    """A Boracchi-Foi camera-shake trajectory of extent ``length`` px, its ``anchor`` at the origin.
 
     A constant-speed random walk whose velocity turns by Gaussian kicks (strength ``shake``), is pulled back towards
     the start (``centripetal``) and now and then jerks back (probability ``jerk``), all scaled by one ``anxiety``
@@ -134,9 +145,11 @@ def random_trajectory(rng, length, num_points=WALK_POINTS):
         rng: ``numpy.random.Generator``.
         length: Extent in px; 0 gives a single point.
         num_points: Points of the walk.
+        anchor: 'mean': the mean of the polyline's points (the kernel's centroid) is the origin; 'middle': the
+            position half-way through the exposure (half the path length: the walk's speed is constant) is.
 
     Returns:
-        (num_points, 2) float64 array of ``(x, y)`` positions (y down), the mean of the polyline's points at 0.
+        (num_points, 2) float64 array of ``(x, y)`` positions (y down).
     """
     anxiety, centripetal, jerk, shake, angle = rng.uniform(size=5) * np.array([1.0, 0.7, 0.2, 10.0, 2 * np.pi])
     step = WALK_SCALE / (num_points - 1)
@@ -149,7 +162,15 @@ def random_trajectory(rng, length, num_points=WALK_POINTS):
         pos[t + 1] = pos[t] + vel
     pts = np.stack([pos.real, pos.imag], axis=1)
     pts = pts * (length / max(extent(pts), 1e-9))
-    return pts - densify(pts).mean(axis=0)
+    return pts - (densify(pts).mean(axis=0) if anchor == 'mean' else path_point(pts, 0.5))
+
+
+def path_point(pts, fraction):
+    """The point ``fraction`` of the way along the polyline through ``pts`` (N, 2), by path length."""
+    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    if cum[-1] <= 0:
+        return pts[0].copy()
+    return np.array([np.interp(fraction * cum[-1], cum, pts[:, k]) for k in range(2)])
 
 
 def extent(pts):
@@ -265,10 +286,10 @@ def shake_pair(rng, img, cfg):
     draw = _draw(rng, cfg)
     lin = boost_highlights(to_linear(img, draw['gamma']), img, cfg.highlight_threshold, draw['gain'])
     lengths = [0.0, 0.0] if draw['sharp'] else rng.uniform(*cfg.shake_length, size=2)
-    pts = random_trajectory(rng, lengths[0])
+    pts = random_trajectory(rng, lengths[0], anchor=cfg.shake_anchor)
     lin_blur, flow = blur(lin, trajectory_kernel(pts)), trajectory_flow(pts, img.shape)
     if not draw['sharp'] and rng.uniform() < cfg.prob_spatial:
-        pts2 = random_trajectory(rng, lengths[1])
+        pts2 = random_trajectory(rng, lengths[1], anchor=cfg.shake_anchor)
         mask = smooth_mask(rng, img.shape)
         lin_blur = mask * lin_blur + (1 - mask) * blur(lin, trajectory_kernel(pts2))
         flow = mask * flow + (1 - mask) * trajectory_flow(pts2, img.shape)

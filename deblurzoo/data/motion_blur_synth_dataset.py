@@ -167,8 +167,9 @@ class MotionBlurSynthDataset(data.Dataset):
     borders do not show), then flips, rotates and permutes RGB like ``GoProDataset``.
 
     Samples: ``lq``, ``gt`` (3, H, W) float RGB in [0, 1], ``lq_path``, ``gt_path`` (the source file), ``key``
-    (``<source>/<index>``) and, with ``use_flow``, ``flow`` (4, H, W): the motion from the exposure's mean position to
-    its start and end ``(u_prev, v_prev, u_next, v_next)`` in pixels, for SVDN's position loss.
+    (``<source>/<index>``) and, with ``use_flow``, ``flow`` (4, H, W): the motion from the sharp target's position
+    (the exposure's centre frame; a shake's mean position, or with ``shake_anchor: middle`` its middle) to its start
+    and end ``(u_prev, v_prev, u_next, v_next)`` in pixels, for SVDN's position loss.
 
     Args:
         opt (dict): Config for the dataset. Keys:
@@ -187,7 +188,8 @@ class MotionBlurSynthDataset(data.Dataset):
                 least recently used go first; 0: decode every time. Video files are decoded whole once per worker
                 either way. Default: 256.
             shake_length, prob_sharp, prob_spatial, prob_video, video_window, video_interp, gamma,
-            highlight_threshold, highlight_gain, prob_noise, noise_shot, noise_read, prob_jpeg, jpeg_quality:
+            highlight_threshold, highlight_gain, prob_noise, noise_shot, noise_read, prob_jpeg, jpeg_quality,
+            shake_anchor:
                 The synthesis settings (``blur_synthesis.SynthConfig``, with its defaults).
     """
 

@@ -64,6 +64,52 @@ def test_kernel_sums_to_one_centred_on_the_mean_position(length):
         assert kernel.tolist() == [[1.0]]
 
 
+def test_path_point_goes_by_path_length():
+    pts = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 2.0]])  # an L of length 6
+    assert np.allclose(bs.path_point(pts, 0.5), [3.0, 0.0]) and np.allclose(bs.path_point(pts, 5 / 6), [4.0, 1.0])
+    assert np.allclose(bs.path_point(np.zeros((5, 2)), 0.5), [0.0, 0.0])
+
+
+@pytest.mark.parametrize('length', [0.0, 3.0, 17.5])
+def test_middle_anchor_puts_mid_exposure_at_the_origin(length):
+    middle = bs.random_trajectory(np.random.default_rng(11), length, anchor='middle')
+    mean = bs.random_trajectory(np.random.default_rng(11), length)
+    shift = middle - mean
+    assert np.allclose(shift, shift[0])  # the same walk (the same draws), only translated
+    assert np.allclose(bs.path_point(middle, 0.5), 0.0, atol=1e-9)
+    # the walk is at constant speed, so half-way along the path is half-way through the exposure: the kernel's mass
+    # up to the origin is half of it (the densified points are uniform in time)
+    dense = bs.densify(middle)
+    if length:
+        k = int(np.argmin(np.linalg.norm(dense, axis=1)))
+        assert abs(k / (len(dense) - 1) - 0.5) < 0.02
+        assert np.linalg.norm(shift[0]) > 0.01 or length < 1  # a random walk's centroid is not its middle
+
+
+def test_shake_anchor_sets_where_the_sharp_target_sits():
+    img = np.zeros((41, 41, 3), np.float32)
+    img[20, 20] = 1.0  # a point of light: its blur is the exposure's path, the target shows where it is anchored
+    sharp_pos = []
+    for anchor in bs.ANCHORS:
+        cfg = bs.SynthConfig(shake_length=(12.0, 12.0), prob_sharp=0.0, shake_anchor=anchor, gamma=(2.2, 2.2), **CLEAN)
+        lq, gt, flow = bs.shake_pair(np.random.default_rng(5), img, cfg)
+        assert np.array_equal(gt, img)  # the target is the sharp image itself, whichever the anchor
+        rng = np.random.default_rng(5)
+        bs._draw(rng, cfg)
+        rng.uniform(size=2)
+        pts = bs.random_trajectory(rng, 12.0, anchor=anchor)
+        light = bs.to_linear(lq[..., 0], 2.2)  # CLEAN: gamma 2.2, no gain
+        yy, xx = np.mgrid[-20:21, -20:21]
+        centroid = np.array([(light * xx).sum(), (light * yy).sum()]) / light.sum()
+        sharp_pos.append(centroid)
+        assert np.allclose(flow[0, 0], np.concatenate([pts[0], pts[-1]]))
+        if anchor == 'mean':
+            assert np.allclose(centroid, 0.0, atol=0.05)
+        else:  # the streak's centroid is where the mean anchor would be: the mean of the path, relative to its middle
+            assert np.allclose(centroid, bs.densify(pts).mean(axis=0), atol=0.05)
+    assert np.linalg.norm(sharp_pos[0] - sharp_pos[1]) > 0.1
+
+
 def test_kernel_of_a_straight_line_and_the_blur_direction():
     pts = np.array([[-2.0, 0.0], [2.0, 0.0]])  # a horizontal streak of 4 px
     kernel = bs.trajectory_kernel(pts)
@@ -269,6 +315,8 @@ def test_shake_flow_is_the_trajectory_ends():
 def test_bad_options_and_sources_are_named(sources, tmp_path):
     with pytest.raises(ValueError, match="unknown option 'shake_lenght'.*did you mean 'shake_length'"):
         make(sources, shake_lenght=[0, 4])
+    with pytest.raises(ValueError, match="'shake_anchor' must be one of mean, middle, got 'centre'"):
+        make(sources, shake_anchor='centre')
     with pytest.raises(FileNotFoundError, match='dataroot not found'):
         make(tmp_path / 'missing')
     (tmp_path / 'empty').mkdir()
