@@ -23,8 +23,8 @@ Where the sharp target sits in a shaken exposure is ``shake_anchor``. ``mean`` (
 centroid: the target is the blur's mean position, which the blurry image itself shows (RealBlur registered its ground
 truth the same way). ``middle`` puts the target at the camera's position half-way through the exposure, as GoPro,
 REDS and DVD pair an averaged window with its centre frame and as the video mode here does; where the path's middle
-lies relative to its centroid is much harder to tell from the blur, and in the demo's training the net then stayed
-near its identity start several times longer (README, "Training on your own footage"). The flows returned for SVDN's
+lies relative to its centroid is much harder to tell from the blur, and with the demo's recipe the net learnt more
+slowly (README, "Training on your own footage"). The flows returned for SVDN's
 position loss are the motion from the sharp target's position to the exposure's start and end,
 ``(u_prev, v_prev, u_next, v_next)`` in pixels (``flow_util``'s convention).
 

@@ -96,6 +96,16 @@ def test_resumes_skipping_finished_files_and_rewrites_on_new_settings(footage, t
     assert blur.read_bytes() != first
 
 
+def test_synthesis_options_reach_the_build(footage, tmp_path):
+    out = tmp_path / 'gopro'
+    assert run(footage, out, '--shake-anchor', 'middle', '--prob-noise', '0') == 0
+    with open(out / 'build_settings.json') as f:
+        config = json.load(f)['config']
+    assert config['shake_anchor'] == 'middle' and config['prob_noise'] == 0
+    with pytest.raises(SystemExit):
+        run(footage, tmp_path / 'bad', '--shake-anchor', 'centre')
+
+
 def test_bad_arguments_are_clear_errors(footage, tmp_path, capsys):
     assert run(footage, tmp_path / 'x', '--layout', 'reds', '--split', 'test') == 1
     assert "splits train, val, not test" in capsys.readouterr().err
