@@ -173,11 +173,7 @@ def build(plans, out, layout='gopro', seed=0, cfg=PLAIN, flow=False, force=False
     settings = json.dumps(dict(extra or {}, layout=layout, seed=seed, config=vars(cfg), flow=flow), sort_keys=True,
                           default=list)
     settings_path = os.path.join(out, 'build_settings.json')
-    try:
-        with open(settings_path) as f:
-            force = force or f.read() != settings
-    except FileNotFoundError:
-        force = True
+    force = force or not same_settings(settings_path, json.loads(settings))
     write_atomic(settings_path, settings.encode())
     sequences, written = [], 0
     with tqdm(total=sum(len(p['windows']) for p in plans), unit='pair', desc='blur/sharp pairs') as pbar:
@@ -213,6 +209,21 @@ def build(plans, out, layout='gopro', seed=0, cfg=PLAIN, flow=False, force=False
                           for s in LAYOUTS[layout][2]}
     write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
     return manifest
+
+
+def same_settings(path, wanted):
+    """Whether the build settings recorded at ``path`` are ``wanted``. A pipeline option newer than the record takes
+    its default there: an option is only ever added with a default that makes the output it made before, so a set
+    built by an older version resumes instead of being written again."""
+    try:
+        with open(path) as f:
+            have = json.load(f)
+    except (OSError, ValueError):  # none, or unreadable: the files beside it cannot be trusted
+        return False
+    if isinstance(have, dict) and isinstance(have.get('config'), dict):
+        defaults = json.loads(json.dumps(vars(SynthConfig()), default=list))
+        have['config'] = {**defaults, **have['config']}
+    return have == wanted
 
 
 def check_complete(out, wanted):

@@ -96,6 +96,27 @@ def test_resumes_skipping_finished_files_and_rewrites_on_new_settings(footage, t
     assert blur.read_bytes() != first
 
 
+def test_a_set_built_before_an_option_existed_resumes(footage, tmp_path, capsys):
+    out = tmp_path / 'gopro'
+    assert run(footage, out) == 0
+    settings = out / 'build_settings.json'
+    record = json.loads(settings.read_text())
+    del record['config']['shake_anchor']  # the record of a version without the option (its default: mean)
+    settings.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert run(footage, out) == 0
+    assert '(0 written' in capsys.readouterr().out
+    record['config']['prob_noise'] = 0.5  # a setting that differs is still a rebuild
+    settings.write_text(json.dumps(record))
+    assert run(footage, out) == 0
+    assert '(0 written' not in capsys.readouterr().out
+    settings.write_text('{not json')  # an unreadable record: rebuilt, never trusted
+    assert run(footage, out) == 0
+    assert '(0 written' not in capsys.readouterr().out
+    assert run(footage, out, '--shake-anchor', 'middle') == 0  # a new option set otherwise than its default: rebuilt
+    assert '(0 written' not in capsys.readouterr().out
+
+
 def test_synthesis_options_reach_the_build(footage, tmp_path):
     out = tmp_path / 'gopro'
     assert run(footage, out, '--shake-anchor', 'middle', '--prob-noise', '0') == 0
