@@ -26,7 +26,8 @@ Layouts (frames written as 8-bit PNG; the matching registered dataset reads them
 
 ``--flow`` (GoPro layout) adds ``<seq>/flow/`` (scripts/compute_flows.py) for SVDN's position loss. Every file is
 written atomically (a temporary file renamed), finished files are skipped, so an interrupted run resumes;
-``<out>/manifest.json`` is written last and lists what was made.
+``<out>/manifest.json`` is written last and lists what was made. ``--out`` must be a new or empty folder, or one this
+script built (it holds ``build_settings.json``), and must not overlap a source: nothing of the user's is overwritten.
 """
 import argparse
 import importlib.util
@@ -251,6 +252,23 @@ def check_complete(out, wanted):
 
 
 # -------------------------------------------------------------------------------------------------- command line
+def check_out(out, sources):
+    """Refuse, before anything is read or written, an ``--out`` that would put files among the user's own: one that
+    is, holds or lies inside a source (links resolved), a file, or an existing folder with files in it that is not a
+    build of this script (it has no ``build_settings.json``). A ValueError names the folder and says why."""
+    where = os.path.realpath(out)
+    for source in sources:
+        real = os.path.realpath(source)
+        if os.path.commonpath([where, real]) in (where, real):
+            raise ValueError(f'--out {out} and the source {source} overlap (one is, or lies inside, the other): '
+                             f'choose an output folder outside the sources; nothing was written')
+    if os.path.exists(where) and not os.path.isdir(where):
+        raise ValueError(f'--out {out} is a file, not a folder; nothing was written')
+    if os.path.isdir(where) and os.listdir(where) and not os.path.isfile(os.path.join(where, 'build_settings.json')):
+        raise ValueError(f'--out {out} holds files that make_blur_dataset.py did not write (no build_settings.json): '
+                         f'choose a new or empty folder, so that none of them is overwritten; nothing was written')
+
+
 def collect_sources(sources, photo_folders):
     """(photos, clips) of the command line: a folder holding images is one clip; other folders, files and the
     ``--photos`` folders are read by ``scan_sources``."""
@@ -314,6 +332,7 @@ def main(argv=None):
     start = time.time()
     try:
         cfg = config_from_args(args)
+        check_out(args.out, list(args.sources) + list(args.photos or []))
         photos, clips = collect_sources(args.sources, args.photos)
         plans = []
         for clip in clips:

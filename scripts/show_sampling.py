@@ -5,10 +5,11 @@
 
 Builds ``network_g`` from the test option file, loads ``path.pretrain_network_g`` (``param_key_g``; the inference
 engine's loader, ``weights_only=True``), runs the image through it (greedy top-N sampling, as at test time) and writes
-one panel per row: the blurry input, then for stages 1 (uniform), 2 and 3 the pixels sampled at the coarsest level (red dots over the
-dimmed input; the paper shows the lowest resolution), and the probability maps of stages 2 and 3. Also prints how
-many pixels each level took and what share of them falls in the 25% of pixels with the largest blur error (when the
-sharp image is found in the GoPro layout next to the blurry one).
+one panel per row: the blurry input, then for stages 1 (uniform), 2 and 3 the pixels sampled at the coarsest level
+(red dots over the dimmed input; the paper shows the lowest resolution), and the probability maps of stages 2 and 3.
+Also prints how many pixels each level took and what share of them falls in the 25% of pixels with the largest blur
+error (when the sharp image is found in the GoPro layout next to the blurry one). Errors are printed, naming the file
+or key; ``--out`` never replaces the image or the option file.
 """
 import argparse
 import os
@@ -54,22 +55,20 @@ def _heat(prob):
     return cv2.applyColorMap((255 * (prob - prob.min()) / span).astype(np.uint8), cv2.COLORMAP_INFERNO)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('-opt', required=True, help='test option file of an adaptive model (SAPHNet, DMPHN)')
-    parser.add_argument('--image', required=True, help='blurry image')
-    parser.add_argument('--out', required=True, help='output PNG')
-    args = parser.parse_args(argv)
-    img = safe_io.read_image(args.image, cv2.IMREAD_COLOR)
+def render(opt_path, image_path):
+    """The panels (one image, stacked top to bottom) for ``image_path``, printing each level's pixel count."""
+    img = safe_io.read_image(image_path, cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f'cannot read image {args.image}')
-    net = load_net(args.opt)
+        raise ValueError(f'cannot decode image {safe_io.shown(image_path)} (corrupt, or not an image OpenCV reads)')
+    net = load_net(opt_path)
     x = img2tensor(img.astype(np.float32) / 255.0, bgr2rgb=True, float32=True)[None]
     with torch.no_grad():  # policy 'greedy' is the test-time choice
         _, aux = net(x, policy='greedy', return_aux=True, return_masks=True)
     masks = aux['masks']
-    sharp_path = args.image.replace(f'{os.sep}blur{os.sep}', f'{os.sep}sharp{os.sep}')
-    sharp = safe_io.read_image(sharp_path, cv2.IMREAD_COLOR) if sharp_path != args.image and osp.isfile(sharp_path) else None
+    sharp_path = image_path.replace(f'{os.sep}blur{os.sep}', f'{os.sep}sharp{os.sep}')
+    sharp = None
+    if sharp_path != image_path and osp.isfile(sharp_path):
+        sharp = safe_io.read_image(sharp_path, cv2.IMREAD_COLOR)
     hard = None
     if sharp is not None and sharp.shape == img.shape:
         err = np.abs(img.astype(np.float32) - sharp.astype(np.float32)).mean(2)
@@ -85,10 +84,27 @@ def main(argv=None):
     for stage, record in enumerate(aux['sampling'], start=2):
         prob = record['prob'][0, 0].numpy()
         panels.append(_label(_heat(prob), f'stage {stage}: P in [{prob.min():.2f}, {prob.max():.2f}]'))
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    safe_io.write_image(args.out, np.concatenate(panels, axis=0))
+    return np.concatenate(panels, axis=0)
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status (errors are printed, naming the file or key)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('-opt', required=True, help='test option file of an adaptive model (SAPHNet, DMPHN)')
+    parser.add_argument('--image', required=True, help='blurry image')
+    parser.add_argument('--out', required=True, help='output PNG')
+    args = parser.parse_args(argv)
+    try:
+        safe_io.refuse_overwriting_inputs(args.out, [args.image, args.opt])
+        panels = render(args.opt, args.image)
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        safe_io.write_image(args.out, panels)
+    except (OSError, ValueError) as err:  # InferenceError is a ValueError
+        print(f'show_sampling.py: error: {err}', file=sys.stderr)
+        return 1
     print(f'wrote {args.out}')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -51,6 +51,23 @@ def shown(name):
     return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
+def file_identity(path):
+    """(device, inode) of the file at ``path`` (links followed), or None where there is none: two names of one file
+    (a symbolic or hard link, a bind mount) have the same identity."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refuse_overwriting_inputs(target, inputs, option='--out'):
+    """Raise a ValueError naming ``option`` and the file when ``target`` is (by identity) one of ``inputs``."""
+    identity = file_identity(target)
+    if identity is not None and any(file_identity(path) == identity for path in inputs if path):
+        raise ValueError(f'{option} {shown(target)} is an input; not overwriting it (choose another output)')
+
+
 def read_bytes(path):
     """The bytes of the file ``path`` (str or bytes); an OSError names the file and the cause."""
     try:

@@ -110,24 +110,16 @@ def _check_folder(target, checked):
         raise InferenceError(f'--output {shown(target)}: folder {shown(existing)} is not writable (permission denied)')
 
 
-def _identity(path):
-    """(device, inode) of the file at ``path`` (links followed), or None where there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def check_targets(jobs, overwrite, skip_existing=False):
     """Refuse to overwrite an input, or an existing output without ``overwrite`` or ``skip_existing``; refuse targets
     in folders that cannot be written; check the image formats. Inputs and outputs are compared by file identity, so
     another name of an input (a symbolic or hard link, a bind mount) is refused too. Returns the set of targets that
     exist already (with ``skip_existing``: to keep if complete, see :func:`check_existing`)."""
-    sources = {_identity(s) for kind, src, _ in jobs for s in (src if kind == 'sequence' else [src])} - {None}
+    sources = {safe_io.file_identity(s) for kind, src, _ in jobs
+               for s in (src if kind == 'sequence' else [src])} - {None}
     existing, folders = [], set()
     for target in _targets(jobs):
-        if _identity(target) in sources:
+        if safe_io.file_identity(target) in sources:
             raise InferenceError(f'--output would overwrite the input {shown(target)}; choose another output path')
         if osp.isdir(target):
             raise InferenceError(f'--output {shown(target)} is a folder; it cannot be replaced by a file')

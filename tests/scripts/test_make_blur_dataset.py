@@ -127,6 +127,37 @@ def test_synthesis_options_reach_the_build(footage, tmp_path):
         run(footage, tmp_path / 'bad', '--shake-anchor', 'centre')
 
 
+def tree(root):
+    """{relative path: bytes} of every file below ``root``."""
+    return {os.path.relpath(os.path.join(d, n), root): open(os.path.join(d, n), 'rb').read()
+            for d, _, names in os.walk(root) for n in names}
+
+
+def test_never_writes_among_the_users_files(footage, tmp_path, capsys):
+    before = tree(footage)
+    for out in (footage / 'clip', footage / 'clip' / 'pairs', footage):  # a source, inside one, holding one
+        assert run(footage, out) == 1
+        assert 'overlap' in capsys.readouterr().err
+    (tmp_path / 'link').symlink_to(footage / 'clip')  # another name of a source
+    assert run(footage, tmp_path / 'link' / 'pairs') == 1
+    assert 'overlap' in capsys.readouterr().err
+    assert tree(footage) == before
+    mine = tmp_path / 'mine'  # a user's folder, e.g. a dataset of their own in the GoPro layout
+    (mine / 'train' / 'clip_00' / 'blur').mkdir(parents=True)
+    (mine / 'train' / 'clip_00' / 'blur' / '000000.png').write_bytes(b'theirs')
+    (mine / 'manifest.json').write_text('{}')
+    for extra in ((), ('--force',)):
+        assert run(footage, mine, *extra) == 1
+        assert 'did not write' in capsys.readouterr().err
+    assert tree(mine) == {os.path.join('train', 'clip_00', 'blur', '000000.png'): b'theirs', 'manifest.json': b'{}'}
+    (tmp_path / 'file').write_text('x')
+    assert run(footage, tmp_path / 'file') == 1
+    assert 'is a file' in capsys.readouterr().err
+    (tmp_path / 'empty').mkdir()
+    assert run(footage, tmp_path / 'empty') == 0  # a new or empty folder, or an earlier build: fine
+    assert run(footage, tmp_path / 'empty', '--force') == 0
+
+
 def test_bad_arguments_are_clear_errors(footage, tmp_path, capsys):
     assert run(footage, tmp_path / 'x', '--layout', 'reds', '--split', 'test') == 1
     assert "splits train, val, not test" in capsys.readouterr().err

@@ -50,6 +50,28 @@ def test_show_sampling_errors_name_the_problem(tmp_path):
         script.load_net(_test_option(tmp_path, uniform, ckpt))
 
 
+def test_show_sampling_reports_errors_and_never_replaces_its_inputs(tmp_path, capsys):
+    make_gopro_tree(str(tmp_path / 'data'), 'test', seqs=('GOPR0001_00_00', ), frames=1, size=(40, 48))
+    image = next((tmp_path / 'data' / 'test' / 'GOPR0001_00_00' / 'blur').glob('*.png'))
+    ckpt = tmp_path / 'net.pth'
+    torch.save({'params': build_network(dict(TINY)).state_dict()}, ckpt)
+    opt = _test_option(tmp_path, TINY, ckpt)
+    script = load_script('show_sampling')
+    before = image.read_bytes(), open(opt, 'rb').read()
+    for out in (image, opt):
+        assert script.main(['-opt', opt, '--image', str(image), '--out', str(out)]) == 1
+        assert 'is an input; not overwriting it' in capsys.readouterr().err
+    assert (image.read_bytes(), open(opt, 'rb').read()) == before
+    broken = tmp_path / 'broken.png'
+    broken.write_bytes(b'\x89PNG not really')
+    assert script.main(['-opt', opt, '--image', str(broken), '--out', str(tmp_path / 'o.png')]) == 1
+    assert str(broken) in capsys.readouterr().err
+    assert script.main(['-opt', _test_option(tmp_path, TINY, tmp_path / 'missing.pth'), '--image', str(image),
+                        '--out', str(tmp_path / 'o.png')]) == 1
+    assert 'pretrain_network_g' in capsys.readouterr().err
+    assert not (tmp_path / 'o.png').exists()
+
+
 def test_model_cost_prints_both_policies(capsys):
     load_script('model_cost').main(['--arch', 'DMPHN', '--size', '32', '32', '--kwargs',
                                     '{"num_feat": 4, "num_block": [1, 1, 1], "sampler_feat": 4}'])
