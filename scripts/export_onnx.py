@@ -502,6 +502,10 @@ def export(args):
     """The CLI's job (``args`` from :func:`parse_args`); returns ``export_onnx``'s info plus ``check`` (the
     differences, None when not checked)."""
     loaded = load_net(args.model, args.weights, args.kwargs, args.param_key, warn_untrained=not args.randomize)
+    try:  # the checkpoint (also the option file's) or the option file under another name: never replaced
+        safe_io.refuse_overwriting_inputs(args.output, [args.model, args.weights, loaded.weights], '--output')
+    except ValueError as err:
+        raise ExportError(str(err)) from None
     net, arch = loaded.net, loaded.arch
     if args.randomize:
         randomize(net)

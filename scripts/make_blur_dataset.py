@@ -56,6 +56,7 @@ LAYOUTS = {  # layout: (blurry path, sharp path) templates, the splits the match
     'reds': (('{split}_blur', '{seq}', '{k:08d}.png'), ('{split}_sharp', '{seq}', '{k:08d}.png'), ('train', 'val')),
     'dvd': (('{seq}', 'input', '{k:05d}.png'), ('{seq}', 'GT', '{k:05d}.png'), ('all', )),
 }
+SETTINGS = 'build_settings.json'  # the settings of the last build in an output folder; marks the folder as one
 PLAIN = SynthConfig(gamma=(2.2, 2.2), highlight_gain=(1.0, 1.0), prob_sharp=0.0, prob_spatial=0.0, prob_noise=0.0,
                     prob_jpeg=0.0)  # GoPro's model: average through an exact camera response, nothing else
 MIN_PAIRS = 3  # a segment giving fewer windows is dropped (a sequence needs real neighbours)
@@ -173,7 +174,7 @@ def build(plans, out, layout='gopro', seed=0, cfg=PLAIN, flow=False, force=False
     # files already there are kept only if they were made with these very settings (an interrupted build resumed)
     settings = json.dumps(dict(extra or {}, layout=layout, seed=seed, config=vars(cfg), flow=flow), sort_keys=True,
                           default=list)
-    settings_path = os.path.join(out, 'build_settings.json')
+    settings_path = os.path.join(out, SETTINGS)
     force = force or not same_settings(settings_path, json.loads(settings))
     write_atomic(settings_path, settings.encode())
     sequences, written = [], 0
@@ -254,19 +255,34 @@ def check_complete(out, wanted):
 # -------------------------------------------------------------------------------------------------- command line
 def check_out(out, sources):
     """Refuse, before anything is read or written, an ``--out`` that would put files among the user's own: one that
-    is, holds or lies inside a source (links resolved), a file, or an existing folder with files in it that is not a
-    build of this script (it has no ``build_settings.json``). A ValueError names the folder and says why."""
+    is, holds or lies inside a source (links resolved), or one :func:`check_owned` refuses. A ValueError names the
+    folder and says why."""
     where = os.path.realpath(out)
     for source in sources:
         real = os.path.realpath(source)
         if os.path.commonpath([where, real]) in (where, real):
             raise ValueError(f'--out {out} and the source {source} overlap (one is, or lies inside, the other): '
                              f'choose an output folder outside the sources; nothing was written')
-    if os.path.exists(where) and not os.path.isdir(where):
+    check_owned(out)
+
+
+def check_owned(out):
+    """Refuse (ValueError) an output folder that is a file, or that holds files and is not a build of this script
+    or of ``make_demo_data.py`` (it has no ``build_settings.json``): none of a user's files is ever overwritten."""
+    if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f'--out {out} is a file, not a folder; nothing was written')
-    if os.path.isdir(where) and os.listdir(where) and not os.path.isfile(os.path.join(where, 'build_settings.json')):
-        raise ValueError(f'--out {out} holds files that make_blur_dataset.py did not write (no build_settings.json): '
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, SETTINGS)):
+        raise ValueError(f'--out {out} holds files that no deblurzoo dataset build wrote (it has no {SETTINGS}): '
                          f'choose a new or empty folder, so that none of them is overwritten; nothing was written')
+
+
+def claim_out(out):
+    """Make ``out`` (see :func:`check_owned`) a build folder before anything else is written into it: an empty
+    settings record, which no build's settings equal, marks it, so that an interrupted first build can resume."""
+    check_owned(out)
+    os.makedirs(out, exist_ok=True)
+    if not os.path.isfile(os.path.join(out, SETTINGS)):
+        write_atomic(os.path.join(out, SETTINGS), b'{}')
 
 
 def collect_sources(sources, photo_folders):

@@ -230,6 +230,7 @@ def build(args):
     video_plans, cuts = plan_videos(args.max_pairs_per_seq, args.interp)
     plans = assign_splits(video_plans + plan_stills(args.max_pairs_per_seq))
     quick = QUICK_FRAMES_PER_PAIR * args.max_pairs_per_seq if args.max_pairs_per_seq else None
+    mbd.claim_out(out)  # a folder of the user's is refused before anything is written
     sources = write_sources(out, plans, quick)
     extra = dict(settings(args), scene_cuts=cuts, sources=sources)
     return mbd.build(plans, out, 'gopro', args.seed, mbd.PLAIN, flow=not args.no_flow, force=args.force, extra=extra)

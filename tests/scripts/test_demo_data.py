@@ -200,6 +200,32 @@ def test_training_sources_hold_no_test_sequence(demo):
     assert not any(cv2.imread(str(p)).tobytes() in test_frames for p in sources)
 
 
+def test_a_folder_of_the_users_is_refused_before_anything_is_written(tmp_path, capsys):
+    mine = tmp_path / 'GoPro'  # e.g. a real dataset, given as --out by mistake
+    (mine / 'train' / 'GOPR0372_07_00' / 'blur').mkdir(parents=True)
+    (mine / 'train' / 'GOPR0372_07_00' / 'blur' / '000047.png').write_bytes(b'theirs')
+    (mine / 'manifest.json').write_text('{"theirs": 1}')
+    for extra in ([], ['--force']):
+        assert mdd.main(['--out', str(mine), '--max-pairs-per-seq', '1', *extra]) == 1
+        assert 'no deblurzoo dataset build wrote' in capsys.readouterr().err
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob('*') if p.is_file()) == [
+        'manifest.json', os.path.join('train', 'GOPR0372_07_00', 'blur', '000047.png')]
+    assert (mine / 'manifest.json').read_text() == '{"theirs": 1}'
+
+
+def test_an_interrupted_first_build_is_still_ours(tmp_path, monkeypatch):
+    out = tmp_path / 'demo'
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mdd.mbd, 'build', interrupted)  # stopped after the sources were written
+    with pytest.raises(KeyboardInterrupt):
+        mdd.main(['--out', str(out), '--max-pairs-per-seq', '1', '--no-flow'])
+    assert (out / 'sources').is_dir() and (out / 'build_settings.json').is_file()
+    assert mdd.mbd.check_owned(str(out)) is None  # a rerun resumes there instead of refusing the folder
+
+
 def test_missing_package_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(mdd.importlib.util, 'find_spec', lambda name: None)
     with pytest.raises(ModuleNotFoundError, match='pip install scikit-video'):

@@ -118,6 +118,24 @@ def test_cli_arch_name_warns_untrained(script, tmp_path, capsys):
     assert out.is_file()
 
 
+def test_never_replaces_the_checkpoint_or_the_option_file(script, tmp_path, capsys):
+    net = _tiny(script, 'AtrousNet')
+    ckpt = tmp_path / 'net.pth'
+    torch.save({'params': net.state_dict()}, ckpt)
+    opt = tmp_path / 'test_atrous.yml'
+    opt.write_text(yaml.safe_dump({'name': 'x', 'network_g': {'type': 'AtrousNet', **TINY['AtrousNet']},
+                                   'path': {'pretrain_network_g': str(ckpt), 'param_key_g': 'params'}}))
+    (tmp_path / 'link.pth').symlink_to(ckpt)
+    before = ckpt.read_bytes(), opt.read_bytes()
+    for argv in (['--model', str(opt), '--output', str(ckpt)],  # the option file's checkpoint
+                 ['--model', str(opt), '--output', str(opt)],
+                 ['--model', 'AtrousNet', '--kwargs', json.dumps(TINY['AtrousNet']), '--weights', str(ckpt),
+                  '--output', str(tmp_path / 'link.pth')]):  # another name of --weights
+        assert script.main(argv + ['--size', *map(str, SIZE)]) == 1
+        assert 'is an input; not overwriting it' in capsys.readouterr().err
+    assert (ckpt.read_bytes(), opt.read_bytes()) == before
+
+
 def test_a_failed_check_leaves_an_existing_output_alone(script, tmp_path, capsys):
     pytest.importorskip('onnxruntime')
     out = tmp_path / 'svdn.onnx'

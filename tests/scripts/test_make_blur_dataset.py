@@ -148,7 +148,7 @@ def test_never_writes_among_the_users_files(footage, tmp_path, capsys):
     (mine / 'manifest.json').write_text('{}')
     for extra in ((), ('--force',)):
         assert run(footage, mine, *extra) == 1
-        assert 'did not write' in capsys.readouterr().err
+        assert 'no deblurzoo dataset build wrote' in capsys.readouterr().err
     assert tree(mine) == {os.path.join('train', 'clip_00', 'blur', '000000.png'): b'theirs', 'manifest.json': b'{}'}
     (tmp_path / 'file').write_text('x')
     assert run(footage, tmp_path / 'file') == 1
