@@ -158,7 +158,15 @@ def main(argv=None):
         parser.error('--lmdb takes LQ GT [FLOW]')
     import torch
     import deblurzoo  # noqa: F401  (registers the datasets and models)
-    device = torch.device(args.device)
+    from deblurzoo.data.safe_io import check_report_targets, write_report
+    from deblurzoo.inference.loader import resolve_device
+    if min(args.workers) < 0 or args.batches < 1 or args.steps < 1:
+        parser.error('--workers must be at least 0, --batches and --steps at least 1')
+    try:
+        check_report_targets([args.json], '--json', [args.opt] + list(args.lmdb or []))
+        device = resolve_device(args.device)
+    except ValueError as err:  # InferenceError is a ValueError too
+        parser.error(str(err))
     prefetch = [p for p in args.prefetch if p != 'cuda' or device.type == 'cuda']
     with tempfile.TemporaryDirectory(prefix='bench_data_') as tmp:
         if args.tiny:
@@ -203,8 +211,7 @@ def main(argv=None):
         report = dict(load=load, device=str(device), loaders=rows, step_samples_per_s=step, best_loader=best,
                       bottleneck=verdict)
         if args.json:
-            from deblurzoo.data.safe_io import write_text_atomic
-            write_text_atomic(args.json, json.dumps(report, indent=1))
+            write_report(args.json, json.dumps(report, indent=1))
     return report
 
 

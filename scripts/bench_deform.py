@@ -39,7 +39,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from deblurzoo.data.safe_io import write_text_atomic  # noqa: E402
+from deblurzoo.data.safe_io import check_report_targets, write_report  # noqa: E402
 from deblurzoo.ops import deform_conv2d, get_backend, use_backend  # noqa: E402
 
 try:
@@ -51,9 +51,13 @@ TENSORS = ('out', 'input', 'offset', 'mask', 'weight', 'bias')
 
 
 def parse_shape(text):
-    shape = tuple(int(v) for v in text.replace('x', ',').split(','))
-    if len(shape) != 4:
-        raise argparse.ArgumentTypeError(f'a shape is b,c,h,w; got {text!r}')
+    """'1,64,180,320' or '1x64x180x320' -> (b, c, h, w), each at least 1; an ``argparse`` type."""
+    try:
+        shape = tuple(int(v) for v in text.replace('x', ',').split(','))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f'a shape is b,c,h,w (positive integers); got {text!r}')
     return shape
 
 
@@ -135,6 +139,15 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument('--json', default=None, help='also write the numbers to this JSON file')
     args = parser.parse_args(argv)
+    try:
+        check_report_targets([args.json], '--json')
+    except ValueError as err:
+        parser.error(str(err))
+    if min(args.offset_groups + [args.repeats] + [v for v in (args.out, args.threads) if v is not None]) < 1:
+        parser.error('--offset-groups, --repeats, --out and --threads must be at least 1')
+    bad = [f'{og} does not divide {c} channels' for b, c, h, w in args.shapes for og in args.offset_groups if c % og]
+    if bad:
+        parser.error(f"--offset-groups: {'; '.join(bad)}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -203,7 +216,7 @@ def main(argv=None):
         diffs = ', '.join(f'{k} {r["rel_diff"][k]:.1e}' for k in TENSORS)
         print(f"  {'x'.join(map(str, r['shape']))} og={r['offset_groups']}: {diffs}")
     if args.json:
-        write_text_atomic(args.json, json.dumps(dict(
+        write_report(args.json, json.dumps(dict(
             backend=backend, torch=torch.__version__, torchvision=torchvision.__version__,
             threads=torch.get_num_threads(), repeats=args.repeats, load_before=load_before, load_after=load_after,
             results=rows), indent=2))

@@ -26,9 +26,12 @@ from collections import defaultdict
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
+import model_cost  # noqa: E402  (scripts/model_cost.py: the argument readers)
 from basicsr.archs import build_network  # noqa: E402
-from deblurzoo.data.safe_io import write_text_atomic  # noqa: E402
+from deblurzoo.data.safe_io import check_report_targets, write_report  # noqa: E402
+from deblurzoo.inference.loader import resolve_device  # noqa: E402
 from deblurzoo.losses.reward_loss import AdaptiveSamplingRewardLoss  # noqa: E402
 from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402
 
@@ -55,11 +58,6 @@ FAMILIES = {
                              'aten::floor_divide', 'aten::fill_', 'aten::zero_', 'aten::zeros', 'aten::full',
                              'aten::contiguous', 'aten::mean', 'aten::sum'),
 }
-
-
-def parse_size(text):
-    w, h = (int(v) for v in text.lower().split('x'))
-    return h, w
 
 
 def build(kwargs, device):
@@ -183,8 +181,9 @@ def profile(kwargs, size, device, log=print):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--sizes', nargs='+', default=['256x256', '1280x720'], help='WxH sizes of the inference runs')
-    parser.add_argument('--train-sizes', nargs='+', default=['256x256'],
+    parser.add_argument('--sizes', nargs='+', type=model_cost.parse_size, default=['256x256', '1280x720'],
+                        help='WxH sizes of the inference runs')
+    parser.add_argument('--train-sizes', nargs='+', type=model_cost.parse_size, default=['256x256'],
                         help='WxH crops of the training steps (default: the crop train_saphn.yml trains on; a default '
                         'SAPHNet training step at 1280x720 needs some 50 GB on the CPU)')
     parser.add_argument('--repeats', type=int, default=3, help='timed runs per case (median; after a warm-up)')
@@ -193,21 +192,28 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--profile', action='store_true', help='profile one inference per policy by op family')
     parser.add_argument('--json', help='also write the results here')
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # string defaults go through the type too
+    try:
+        kwargs = model_cost.arch_kwargs('SAPHNet', args.kwargs)
+        check_report_targets([args.json], '--json')
+        args.device = str(resolve_device(args.device))
+    except ValueError as err:  # InferenceError is a ValueError too
+        parser.error(str(err))
+    if args.repeats < 1 or (args.threads is not None and args.threads < 1):
+        parser.error('--repeats and --threads must be at least 1')
     if args.threads:
         torch.set_num_threads(args.threads)
-    kwargs = json.loads(args.kwargs)
-    sizes = [parse_size(s) for s in args.sizes]
+    sizes = args.sizes
     load = ', '.join(f'{v:.2f}' for v in os.getloadavg())
     print(f'SAPHNet {kwargs or "(defaults)"} on {args.device}, {torch.get_num_threads()} threads; load average '
           f'{load} (1, 5, 15 min)')
     if args.profile:
         results = {f'{w}x{h}': profile(kwargs, (h, w), args.device) for h, w in sizes}
     else:
-        results = bench(kwargs, sizes, [parse_size(s) for s in args.train_sizes], args.repeats, args.device)
+        results = bench(kwargs, sizes, args.train_sizes, args.repeats, args.device)
     print(f"load average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json:
-        write_text_atomic(args.json, json.dumps(results, indent=1))
+        write_report(args.json, json.dumps(results, indent=1))
 
 
 if __name__ == '__main__':

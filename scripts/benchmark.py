@@ -40,10 +40,11 @@ file's ``pretrain_network_g``) with ``--data LQ_DIR GT_DIR`` (paired images, mat
 folder, searched recursively) adds PSNR and SSIM (``basicsr.metrics``, RGB, no border crop, on 8-bit-rounded outputs)
 averaged over the images. Image nets restore each image; video nets each folder's frames in name order as a sequence.
 
-Writes ``--out``.md (tables and notes) and ``--out``.json (every number, raw).
+Writes ``--out``.md (tables and notes) and ``--out``.json (every number, raw). Before measuring it checks that they
+can be written and replace no file of the user's: an existing pair is replaced only where ``OUT.json`` holds JSON (an
+earlier report), and neither may be a checkpoint or option file it reads (``safe_io.check_report_targets``).
 """
 import argparse
-import inspect
 import json
 import os
 import os.path as osp
@@ -67,7 +68,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import model_cost  # noqa: E402  (scripts/model_cost.py: the counting code; imports deblurzoo)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from deblurzoo.archs.protocol import arch_info  # noqa: E402
-from deblurzoo.data.safe_io import write_text_atomic  # noqa: E402
+from deblurzoo.data.safe_io import check_report_targets, write_report  # noqa: E402
 from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402
 
 DEFAULT_SIZES = ('256x256', '1280x720')
@@ -166,17 +167,6 @@ def registered_archs():
     return sorted(name for name, cls in ARCH_REGISTRY._obj_map.items() if cls.__module__.startswith('deblurzoo'))
 
 
-def parse_size(text):
-    """'1280x720' (width x height) -> (720, 1280) (h, w)."""
-    try:
-        w, h = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size {text!r}: write WIDTHxHEIGHT, e.g. 1280x720') from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f'size {text!r}: width and height must be positive')
-    return h, w
-
-
 def size_name(size):
     h, w = size
     return f'{w}x{h}'
@@ -192,19 +182,7 @@ def parse_kwargs(items, archs):
             raise ValueError(f"--kwargs {item!r}: write NAME='{{json}}', e.g. SVDN='{{\"num_feat\": 8}}'")
         if name not in archs:
             raise ValueError(f'--kwargs {name}: not among the archs benchmarked ({", ".join(archs)})')
-        try:
-            kwargs = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f'--kwargs {name}: not valid JSON ({err}): {text}') from None
-        if not isinstance(kwargs, dict):
-            raise ValueError(f'--kwargs {name}: a JSON object of constructor arguments, got {text}')
-        cls = ARCH_REGISTRY.get(name)
-        try:
-            inspect.signature(cls).bind_partial(**kwargs)
-        except TypeError as err:
-            accepted = ', '.join(p for p in inspect.signature(cls).parameters)
-            raise ValueError(f'--kwargs {name}: {err} ({name} takes: {accepted})') from None
-        out[name] = kwargs
+        out[name] = model_cost.arch_kwargs(name, text, f'--kwargs {name}')
     return out
 
 
@@ -636,7 +614,8 @@ def parse_args(argv=None):
                         help='archs to benchmark (default: every registered deblurzoo arch; none: checkpoints only)')
     parser.add_argument('--kwargs', action='append', metavar="NAME='{json}'",
                         help='constructor arguments for one arch (repeatable)')
-    parser.add_argument('--sizes', nargs='+', type=parse_size, default=[parse_size(s) for s in DEFAULT_SIZES],
+    parser.add_argument('--sizes', nargs='+', type=model_cost.parse_size,
+                        default=[model_cost.parse_size(s) for s in DEFAULT_SIZES],
                         metavar='WxH', help='sizes to count MACs at; latency and memory at the last '
                         f'(default: {" ".join(DEFAULT_SIZES)})')
     parser.add_argument('--repeats', type=int, default=3, help='timed forwards per arch (median; default: 3)')
@@ -674,6 +653,11 @@ def parse_args(argv=None):
         parser.error('nothing to do: no archs and no --checkpoint')
     if args.threads is not None and args.threads < 1:
         parser.error('--threads must be at least 1')
+    inputs = [path for item in args.checkpoint or () for path in parse_checkpoint(item)]
+    try:  # before hours of measuring: the report can be written, and replaces no file of the user's
+        check_report_targets([args.out + '.json', args.out + '.md'], '--out', inputs)
+    except ValueError as err:
+        parser.error(str(err))
     from deblurzoo.inference import InferenceError
     from deblurzoo.inference.loader import resolve_device
     try:
@@ -740,9 +724,8 @@ def run(args, argv=None):
                 report['checkpoints'].append(dict(model=model, weights=weights, error=str(err)))
                 tqdm.write(f'{model}: FAILED ({err})')
     report['seconds'] = time.perf_counter() - start
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    write_text_atomic(args.out + '.json', json.dumps(report, indent=1, default=str))
-    write_text_atomic(args.out + '.md', markdown(report))
+    write_report(args.out + '.json', json.dumps(report, indent=1, default=str))
+    write_report(args.out + '.md', markdown(report))
     print(f"wrote {args.out}.md and {args.out}.json ({report['seconds']:.0f} s)")
     return report
 

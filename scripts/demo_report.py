@@ -6,7 +6,9 @@ For every pair of the split it reads the blurry input, the sharp ground truth an
 test run (``<results>/visualization/<dataset>/<seq>/<frame>_<suffix>.png``), computes PSNR/SSIM (BasicSR's metrics,
 RGB, no border crop) of input and output against the ground truth, and writes to ``--out``:
 ``results.md`` (per sequence and overall: PSNR/SSIM, the gain, and how many sequences got worse),
-``results.json`` (per image) and ``compare/<seq>_<frame>.png`` (blurry | deblurred | sharp).
+``results.json`` (per image) and ``compare/<seq>_<frame>.png`` (blurry | deblurred | sharp). ``--out`` must lie
+outside ``--dataroot``, and an existing ``results.md``/``results.json`` is replaced only where it is an earlier report
+(``results.json`` holds JSON); otherwise the script stops before reading anything.
 
 Where the test run also fed the sharp frames in (the dataset ``--sharp-dataset``, whose outputs are saved the same
 way), the table adds what the model does to sharp input: the PSNR of its output against that input (a model that
@@ -65,6 +67,12 @@ def main(argv=None):
     from deblurzoo.data import safe_io
     from deblurzoo.data.gopro_dataset import scan_gopro
 
+    table_path, rows_path = osp.join(args.out, 'results.md'), osp.join(args.out, 'results.json')
+    try:  # the report goes beside the data, never among it, and replaces only an earlier report
+        safe_io.refuse_overlap(args.out, args.dataroot, '--out', '--dataroot')
+        safe_io.check_report_targets([rows_path, table_path], '--out')
+    except ValueError as err:
+        parser.error(str(err))
     pairs = scan_gopro(args.dataroot, args.split)
     os.makedirs(osp.join(args.out, 'compare'), exist_ok=True)
     with_sharp = osp.isdir(osp.join(args.results, 'visualization', args.sharp_dataset))
@@ -109,8 +117,8 @@ def main(argv=None):
         lines.append(f"Sharp frames given as input come back at {np.mean([r['psnr_sharp_input'] for r in rows]):.2f} "
                      f'dB PSNR against themselves (lowest sequence {lows:.2f} dB).')
     table = '\n'.join(lines) + '\n'
-    safe_io.write_text_atomic(osp.join(args.out, 'results.md'), table)
-    safe_io.write_text_atomic(osp.join(args.out, 'results.json'), json.dumps(rows, indent=1))
+    safe_io.write_text_atomic(rows_path, json.dumps(rows, indent=1))
+    safe_io.write_text_atomic(table_path, table)
     print(table)
     print(f'comparisons (blurry | deblurred | sharp): {osp.join(args.out, "compare")}/')
     return 0

@@ -49,19 +49,48 @@ SECTIONS = ('env', 'precision', 'latency', 'deform', 'train', 'torchrun')
 LIMITS = {'env': 20, 'precision': 70, 'latency': 150, 'deform': 30, 'train': 100, 'torchrun': 60}  # seconds
 
 
+VENDOR_MARK = '.gpu_check_vendor.json'  # in --vendor's folder: the copies it made, the only ones it ever replaces
+VENDORED = ('basicsr', 'distutils')
+
+
 def vendor(folder):
     """Copy BasicSR (pure Python) into ``folder`` for a machine whose Python has torch but no BasicSR, with this
-    Python's ``distutils`` (BasicSR imports ``distutils.version``, which Python 3.12 no longer ships)."""
+    Python's ``distutils`` (BasicSR imports ``distutils.version``, which Python 3.12 no longer ships). A copy is made
+    beside its target and swapped in; a copy already there is replaced only where ``folder``'s :data:`VENDOR_MARK`
+    says this made it: a ``basicsr`` or ``distutils`` folder of the user's is refused (exit 2), never removed."""
     import distutils  # noqa: F401  (setuptools may serve its own copy)
     import importlib.util
-    for name in ('basicsr', 'distutils'):
-        spec = importlib.util.find_spec(name)  # basicsr is not imported: it needs deblurzoo's import fixes first
+    sys.path.insert(0, REPO)
+    from deblurzoo.data.safe_io import write_text_atomic  # basicsr is imported here, patched by deblurzoo first
+    mark = osp.join(folder, VENDOR_MARK)
+    try:
+        with open(mark, encoding='utf-8') as f:
+            ours = set(json.load(f))
+    except (OSError, ValueError, TypeError):
+        ours = set()
+    theirs = [osp.join(folder, name) for name in VENDORED if osp.lexists(osp.join(folder, name)) and name not in ours]
+    if theirs or (osp.lexists(folder) and not osp.isdir(folder)):
+        print(f"--vendor {folder}: {', '.join(theirs) or folder} not made by --vendor (no {VENDOR_MARK} lists it); "
+              'not replacing it: choose another folder', file=sys.stderr)
+        return 2
+    os.makedirs(folder, exist_ok=True)
+    for name in VENDORED:
+        spec = importlib.util.find_spec(name)
         source = osp.dirname(spec.origin) if spec.origin else spec.submodule_search_locations[0]
         target = osp.join(folder, name)
-        if osp.exists(target):
-            shutil.rmtree(target)
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns('__pycache__', '*.so', 'tests'))
+        scratch = tempfile.mkdtemp(prefix=f'.{name}.', dir=folder)
+        try:
+            shutil.copytree(source, osp.join(scratch, name),
+                            ignore=shutil.ignore_patterns('__pycache__', '*.so', 'tests'))
+            ours.add(name)
+            write_text_atomic(mark, json.dumps(sorted(ours)))
+            if osp.lexists(target):  # our earlier copy: moved aside into the scratch folder, removed with it
+                os.rename(target, osp.join(scratch, 'old'))
+            os.rename(osp.join(scratch, name), target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         print(f'copied {source} -> {target}')
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------------ report
@@ -78,12 +107,9 @@ class Report:
         return self.data['sections'].setdefault(name, {'status': 'running', 'rows': []})
 
     def save(self):
-        os.makedirs(osp.dirname(osp.abspath(self.out)), exist_ok=True)
-        for ext, text in (('.json', json.dumps(self.data, indent=1, default=str)), ('.md', markdown(self.data))):
-            tmp = f'{self.out}{ext}.tmp'
-            with open(tmp, 'w') as f:
-                f.write(text)
-            os.replace(tmp, self.out + ext)
+        from deblurzoo.data.safe_io import write_report
+        write_report(self.out + '.json', json.dumps(self.data, indent=1, default=str))
+        write_report(self.out + '.md', markdown(self.data))
 
 
 def _cell(value):
@@ -476,15 +502,31 @@ def main(argv=None):
     sys.path[:0] = [REPO, osp.join(REPO, 'scripts')]
     import torch
     import benchmark  # noqa: F401  (imports deblurzoo: registers everything)
+    from deblurzoo.data.safe_io import check_report_targets
+    try:
+        check_report_targets([args.out + '.json', args.out + '.md'], '--out')
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:  # torch.device's message lists the device types
+        parser.error(f'--device {args.device}: {err}')
+    if args.repeats is not None and args.repeats < 1:
+        parser.error('--repeats must be at least 1')
 
     limits = dict(LIMITS)
     for item in args.limits:
         name, _, value = item.partition('=')
         if name not in LIMITS:
             parser.error(f'--limits {item}: unknown section {name!r} (sections: {", ".join(SECTIONS)})')
-        limits[name] = float(value)
+        try:
+            limits[name] = float(value)
+        except ValueError:
+            limits[name] = float('nan')
+        if not limits[name] > 0:
+            parser.error(f'--limits {item}: write SECTION=SECONDS, seconds a positive number')
     ctx = Context()
-    ctx.device, ctx.quick = torch.device(args.device), args.quick
+    ctx.device, ctx.quick = device, args.quick
     if ctx.device.type == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: torch sees no CUDA device (use --device cpu --quick for the CPU run)')
     ctx.archs = args.archs or benchmark.registered_archs()
@@ -521,4 +563,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -257,12 +257,8 @@ def check_out(out, sources):
     """Refuse, before anything is read or written, an ``--out`` that would put files among the user's own: one that
     is, holds or lies inside a source (links resolved), or one :func:`check_owned` refuses. A ValueError names the
     folder and says why."""
-    where = os.path.realpath(out)
     for source in sources:
-        real = os.path.realpath(source)
-        if os.path.commonpath([where, real]) in (where, real):
-            raise ValueError(f'--out {out} and the source {source} overlap (one is, or lies inside, the other): '
-                             f'choose an output folder outside the sources; nothing was written')
+        safe_io.refuse_overlap(out, source, '--out', 'the source')
     check_owned(out)
 
 

@@ -19,7 +19,9 @@ forward ran (activations, elementwise sums and products, softmax, normalisation,
 as "not counted".
 
 The counting helpers here (:func:`build`, :func:`make_input`, :func:`policies`, :func:`count_cost`) are shared with
-``scripts/benchmark.py``.
+``scripts/benchmark.py``, and the argument readers (:func:`parse_size`, :func:`arch_kwargs`) with it and
+``scripts/bench_sampling.py``: a bad size, arch name or constructor argument is a usage error saying what is wrong
+(the closest name, the accepted keys), not a traceback.
 """
 import argparse
 import json
@@ -35,7 +37,9 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_flop_c
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
 from basicsr.archs import build_network  # noqa: E402
+from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from deblurzoo.archs.protocol import arch_info  # noqa: E402
+from deblurzoo.option_keys import check_constructor_keys, registered  # noqa: E402
 from deblurzoo.ops import use_backend  # noqa: E402
 
 # aten ops that only create, move, copy, reshape, convert or select data: no arithmetic, hence no FLOPs
@@ -92,6 +96,38 @@ class OpRecorder(TorchDispatchMode):
             (counted if name in known else movement if name in DATA_MOVEMENT else other)[name] = dict(record)
         other = dict(sorted(other.items(), key=lambda item: -item[1]['elements']))
         return counted, movement, other
+
+
+def parse_size(text):
+    """'1280x720' (width x height) -> (720, 1280) (h, w); an ``argparse`` type."""
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'size {text!r}: write WIDTHxHEIGHT, e.g. 1280x720') from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f'size {text!r}: width and height must be positive')
+    return h, w
+
+
+def arch_kwargs(arch, text, option='--kwargs'):
+    """``text``, a JSON object of constructor arguments of the registered ``arch`` -> dict. A ValueError names
+    ``option`` and says what is wrong: an unknown arch (with the closest registered name), text that is not a JSON
+    object, or keys the constructor does not take (with the closest accepted key and all of them)."""
+    try:
+        cls = registered(ARCH_REGISTRY, arch)
+    except KeyError as err:
+        raise ValueError(f'{option}: {err.args[0]}') from None
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f'{option}: not valid JSON ({err}): {text}') from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f'{option}: a JSON object of constructor arguments, e.g. {{"num_feat": 32}}; got {text}')
+    try:
+        check_constructor_keys(cls, kwargs, f'{option} ({arch})')
+    except TypeError as err:
+        raise ValueError(str(err)) from None
+    return kwargs
 
 
 def build(arch, kwargs=None, device=None, seed=0):
@@ -170,7 +206,12 @@ def main(argv=None):
     parser.add_argument('--part', action='append', default=[], metavar='NAME',
                         help='also print the MACs of this submodule (e.g. body.attention) and their ratio to the rest')
     args = parser.parse_args(argv)
-    kwargs = json.loads(args.kwargs)
+    try:
+        kwargs = arch_kwargs(args.arch, args.kwargs)
+    except ValueError as err:
+        parser.error(str(err))
+    if min(args.size) < 1 or args.frames < 1:
+        parser.error('--size and --frames must be at least 1')
     net = build(args.arch, kwargs)
     names = dict(net.named_modules())
     unknown = [name for name in args.part if name not in names]

@@ -71,9 +71,9 @@ WRITE_ALLOWED = {
     'scripts/benchmark.py': ("with open(spec_path, 'w')", 'json.dump(dict(spec, result=result_path), f)',
                              "with open(tmp, 'w')", 'json.dump(res, f)',
                              "os.replace(tmp, spec['result'])"),  # its own temporary folder, then os.replace
-    'scripts/gpu_check.py': ('shutil.rmtree(target)', "with open(tmp, 'w')", 'os.replace(tmp, self.out + ext)',
-                             'torch.save({', "with open(osp.join(root, 'opt.yml'), 'w')",
-                             'yaml.safe_dump(opt, f)'),  # --vendor's copy, its report (tmp + replace), scratch
+    'scripts/gpu_check.py': ("os.rename(target, osp.join(scratch, 'old'))", 'os.rename(osp.join(scratch, name), target)',
+                             'shutil.rmtree(scratch,', 'torch.save({', "with open(osp.join(root, 'opt.yml'), 'w')",
+                             'yaml.safe_dump(opt, f)'),  # --vendor's swap of its own copy (VENDOR_MARK), scratch
     'scripts/make_lmdb.py': ('os.rename(target, osp.join(old, name))', 'os.rename(tmp, target)',
                              'os.rename(osp.join(old, name), target)', 'shutil.rmtree(tmp,',
                              'shutil.rmtree(old,'),  # the swap of a complete lmdb, its own temporary folders

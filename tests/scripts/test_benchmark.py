@@ -88,7 +88,7 @@ def test_isolated_workers_report_a_failing_arch_and_go_on(tmp_path, capsys):
 @pytest.mark.parametrize('argv,message', [
     (['--archs', 'NoSuchNet'], 'unknown arch NoSuchNet; registered deblurzoo archs: AtrousNet'),
     (['--archs', 'SVDN', '--kwargs', 'SVDN={num_feat: 8}'], '--kwargs SVDN: not valid JSON'),
-    (['--archs', 'SVDN', '--kwargs', 'SVDN={"width": 8}'], "unexpected keyword argument 'width'"),
+    (['--archs', 'SVDN', '--kwargs', 'SVDN={"width": 8}'], "--kwargs SVDN (SVDN): unknown key(s) 'width'"),
     (['--archs', 'SVDN', '--kwargs', 'SARN={}'], '--kwargs SARN: not among the archs benchmarked'),
     (['--archs', 'SVDN', '--kwargs', 'SVDN'], "write NAME='{json}'"),
     (['--sizes', '256'], 'write WIDTHxHEIGHT'),
