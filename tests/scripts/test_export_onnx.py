@@ -85,13 +85,19 @@ def test_svdn_as_onnx_deformconv(script, tmp_path):
     assert max(r['max_diff'] for r in results) < 1e-5
 
 
-def test_cli_option_file_and_checkpoint(script, tmp_path, capsys):
+def _option_file_and_checkpoint(script, folder):
+    """(net, checkpoint, option file) of a tiny AtrousNet: the option file names the checkpoint."""
     net = _tiny(script, 'AtrousNet')
-    ckpt = tmp_path / 'net.pth'
+    ckpt = folder / 'net.pth'
     torch.save({'params': net.state_dict()}, ckpt)
-    opt = tmp_path / 'test_atrous.yml'
+    opt = folder / 'test_atrous.yml'
     opt.write_text(yaml.safe_dump({'name': 'x', 'network_g': {'type': 'AtrousNet', **TINY['AtrousNet']},
                                    'path': {'pretrain_network_g': str(ckpt), 'param_key_g': 'params'}}))
+    return net, ckpt, opt
+
+
+def test_cli_option_file_and_checkpoint(script, tmp_path, capsys):
+    net, ckpt, opt = _option_file_and_checkpoint(script, tmp_path)
     out = tmp_path / 'atrous.onnx'
     assert script.main(['--model', str(opt), '--output', str(out), '--size', *map(str, SIZE)]) == 0
     printed = capsys.readouterr()
@@ -119,12 +125,7 @@ def test_cli_arch_name_warns_untrained(script, tmp_path, capsys):
 
 
 def test_never_replaces_the_checkpoint_or_the_option_file(script, tmp_path, capsys):
-    net = _tiny(script, 'AtrousNet')
-    ckpt = tmp_path / 'net.pth'
-    torch.save({'params': net.state_dict()}, ckpt)
-    opt = tmp_path / 'test_atrous.yml'
-    opt.write_text(yaml.safe_dump({'name': 'x', 'network_g': {'type': 'AtrousNet', **TINY['AtrousNet']},
-                                   'path': {'pretrain_network_g': str(ckpt), 'param_key_g': 'params'}}))
+    _, ckpt, opt = _option_file_and_checkpoint(script, tmp_path)
     (tmp_path / 'link.pth').symlink_to(ckpt)
     before = ckpt.read_bytes(), opt.read_bytes()
     for argv in (['--model', str(opt), '--output', str(ckpt)],  # the option file's checkpoint
