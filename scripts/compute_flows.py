@@ -3,11 +3,13 @@
 Usage::
 
     python scripts/compute_flows.py --root datasets/GOPRO_Large [--splits train test] [--blur-folder blur]
-                                    [--out-folder flow] [--force]
+                                    [--out-folder flow] [--out-root FLOW_ROOT] [--force]
 
 Layout read: ``<root>/<split>/<seq>/<blur-folder>/<frame>.<png|jpg|...>`` (frames sorted by file name).
 Layout written: ``<root>/<split>/<seq>/<out-folder>/<frame>.png``, one 4-channel 16-bit PNG per blurry frame written
-with :func:`deblurzoo.data.flow_util.write_flow`, channels ``(u_prev, v_prev, u_next, v_next)`` in pixels.
+with :func:`deblurzoo.data.flow_util.write_flow`, channels ``(u_prev, v_prev, u_next, v_next)`` in pixels. With
+``--out-root`` the flows go to ``<out-root>/<split>/<seq>/<out-folder>/`` instead and the dataset is left as it is
+(a read-only or shared copy, say): give the datasets ``dataroot_flow: <out-root>``.
 
 Conventions:
 
@@ -22,6 +24,9 @@ Conventions:
   nothing to match against and gets zero flows (with a warning).
 * Without ``--force`` frames whose flow file already exists are skipped, so an interrupted run can be resumed: every
   flow file is written atomically (``flow_util.write_flow``), so one that exists is complete.
+* Only flow files are ever replaced: a file in the way that is not one (``flow_util.is_flow_file``: a 16-bit RGBA PNG
+  by its header), say a frame because ``--out-folder`` names the sharp or blurry folder, stops the run before
+  anything is written, naming the file, with or without ``--force``.
 * Frames are read as bytes and decoded in memory, so any file name works; a failure (an unreadable frame, a full
   disk) names the file and exits with status 1.
 
@@ -203,14 +208,32 @@ def find_sequences(root, splits, blur_folder='blur'):
     return sequences
 
 
-def flow_path_for(frame_path, out_folder='flow'):
-    """``<seq>/<blur>/<frame>.<ext>`` -> ``<seq>/<out_folder>/<frame>.png``."""
-    seq_dir = os.path.dirname(os.path.dirname(frame_path))
+def flow_path_for(frame_path, out_folder='flow', seq_dir=None):
+    """``<seq>/<blur>/<frame>.<ext>`` -> ``<seq>/<out_folder>/<frame>.png`` (``<seq_dir>/<out_folder>/...`` where
+    ``seq_dir`` is given)."""
+    seq_dir = os.path.dirname(os.path.dirname(frame_path)) if seq_dir is None else seq_dir
     name = os.path.splitext(os.path.basename(frame_path))[0]
     return os.path.join(seq_dir, out_folder, name + '.png')
 
 
-def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, pbar=None):
+def refuse_non_flows(paths):
+    """Raise a ValueError naming the first of ``paths`` that exists and is not a flow file (``is_flow_file``): a
+    flow writer replaces flows only, never a frame or another file of the user's."""
+    for path in paths:
+        if os.path.lexists(path) and not flow_util.is_flow_file(path):
+            raise ValueError(f'{shown(path)} exists and is not a flow file (a 16-bit 4-channel PNG); not replacing it: '
+                             'choose another --out-folder or --out-root; nothing was written')
+
+
+def check_out_folder(out_folder, blur_folder):
+    """Refuse (ValueError) an ``--out-folder`` that is not one plain folder name, or that is the blurry folder."""
+    if not out_folder or out_folder in ('.', '..') or os.sep in out_folder or (os.altsep or os.sep) in out_folder:
+        raise ValueError(f'--out-folder {shown(out_folder)}: one folder name inside each sequence (e.g. flow)')
+    if out_folder == blur_folder:
+        raise ValueError(f'--out-folder {shown(out_folder)} is the blurry frames\' folder; choose another (e.g. flow)')
+
+
+def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, pbar=None, seq_dir=None):
     """Compute and write the flow file of every frame of one sequence, skipping existing ones unless ``force``.
 
     Neighbour frames are read lazily and only kept while needed, so skipped frames cost (almost) nothing.
@@ -218,14 +241,17 @@ def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, 
     Args:
         frame_paths: the sequence's blurry frames in temporal order (``<seq>/<blur>/<frame>.<ext>``).
         out_folder: flow folder written beside the blur folder (``<seq>/<out_folder>/<frame>.png``).
-        force: recompute flows whose file already exists.
+        force: recompute flows whose file already exists (flow files only: :func:`refuse_non_flows`).
         dis: estimator from :func:`create_dis` to reuse; a new one if None.
         pbar: optional tqdm bar, advanced once per frame.
+        seq_dir: the sequence's folder the flows go into; None: the frames' own (beside the blur folder).
 
     Returns:
         tuple ``(written, skipped)`` of flow-file counts.
     """
     frame_paths = list(frame_paths)
+    out_paths = [flow_path_for(frame, out_folder, seq_dir) for frame in frame_paths]
+    refuse_non_flows(out_paths)
     if len(frame_paths) == 1:
         warnings.warn(f'a sequence with a single frame ({shown(frame_paths[0])}) gets zero flows')
     dis = create_dis() if dis is None else dis
@@ -239,8 +265,7 @@ def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, 
         return cache[j]
 
     written = skipped = 0
-    for i, frame in enumerate(frame_paths):
-        out_path = flow_path_for(frame, out_folder)
+    for i, (frame, out_path) in enumerate(zip(frame_paths, out_paths)):
         if not force and os.path.isfile(out_path):
             skipped += 1
         else:
@@ -262,7 +287,8 @@ def compute_root_flows(root,
                        blur_folder='blur',
                        out_folder='flow',
                        force=False,
-                       progress=True):
+                       progress=True,
+                       out_root=None):
     """Compute and write the flows of every blurry frame of a GoPro-layout dataset.
 
     Args:
@@ -272,17 +298,24 @@ def compute_root_flows(root,
         out_folder: flow folder written beside it.
         force: recompute flows whose file already exists (otherwise they are skipped).
         progress: show a tqdm bar over all frames.
+        out_root: a GoPro-layout root the flows go to (``<out_root>/<split>/<seq>/<out_folder>/``); None: ``root``.
 
     Returns:
         dict with the numbers of ``frames``, ``written`` and ``skipped`` flow files.
     """
+    check_out_folder(out_folder, blur_folder)
     sequences = find_sequences(root, splits, blur_folder)
+    out_root = root if out_root is None else out_root
+    # every file in the way checked first: a wrong --out-folder stops the run before any flow is written
+    refuse_non_flows(flow_path_for(frame, out_folder, os.path.join(out_root, split, seq))
+                     for split, seq, frames in sequences for frame in frames)
     stats = {'frames': sum(len(frames) for _, _, frames in sequences), 'written': 0, 'skipped': 0}
     dis = create_dis()
     with tqdm(total=stats['frames'], unit='frame', desc='DIS flows', disable=not progress) as pbar:
         for split, seq, frames in sequences:
             pbar.set_postfix_str(f'{split}/{seq}')
-            written, skipped = write_sequence_flows(frames, out_folder, force, dis, pbar)
+            written, skipped = write_sequence_flows(frames, out_folder, force, dis, pbar,
+                                                    os.path.join(out_root, split, seq))
             stats['written'] += written
             stats['skipped'] += skipped
     return stats
@@ -299,6 +332,8 @@ def parse_args(argv=None):
         help='blurry-frame folder of a sequence (default: blur; '
         'GoPro also has blur_gamma)')
     parser.add_argument('--out-folder', default='flow', help='flow folder written beside it (default: flow)')
+    parser.add_argument('--out-root', help='write the flows under this GoPro-layout root instead of --root, leaving '
+                        'the dataset untouched (then give the datasets dataroot_flow: OUT_ROOT)')
     parser.add_argument('--force', action='store_true', help='recompute flows that exist already')
     return parser.parse_args(argv)
 
@@ -307,7 +342,8 @@ def main(argv=None):
     """Command-line entry point; returns the exit status."""
     args = parse_args(argv)
     try:
-        stats = compute_root_flows(args.root, args.splits, args.blur_folder, args.out_folder, args.force)
+        stats = compute_root_flows(args.root, args.splits, args.blur_folder, args.out_folder, args.force,
+                                   out_root=args.out_root)
     except (OSError, ValueError) as err:
         print(f'compute_flows.py: error: {err}', file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from . import safe_io  # noqa: F401  (scripts/compute_flows.py loads this module alone and reaches safe_io through it)
-from .safe_io import decode_bytes, encode_image, read_bytes, shown, write_bytes_atomic
+from .safe_io import decode_bytes, encode_image, read_bytes, read_head, shown, write_bytes_atomic
 
 FLOW_SCALE = 64.0
 FLOW_OFFSET = 32768
@@ -57,6 +57,24 @@ def write_flow(path, flow):
     write_bytes_atomic(path, content)
 
 
+def is_flow_file(path):
+    """Whether the file at ``path`` is in :func:`write_flow`'s format, by its header alone (cheap): a 16-bit RGBA PNG
+    (4 channels), or for ``.npy`` an (H, W, 4) array. A writer checks it before replacing a file, so that no image or
+    other file of the user's is ever taken for a flow and overwritten."""
+    try:
+        head = read_head(path, 4096)
+    except (OSError, ValueError):
+        return False
+    if os.fsdecode(path).endswith('.npy'):
+        try:
+            shape, _ = _npy_header(io.BytesIO(head))
+        except (ValueError, EOFError, OSError, SyntaxError, TypeError):
+            return False
+        return len(shape) == 3 and shape[2] == FLOW_CHANNELS
+    return (head[:8] == b'\x89PNG\r\n\x1a\n' and head[12:16] == b'IHDR' and len(head) >= 26
+            and head[24] == 16 and head[25] == 6)  # bit depth 16, colour type 6 (RGBA)
+
+
 def read_flow(path):
     """Read a flow file written by :func:`write_flow` as (H, W, 4) float32."""
     if not os.path.isfile(path):
@@ -90,17 +108,23 @@ def flow_from_bytes(content, path='<flow>'):
     return flow
 
 
+def _npy_header(stream):
+    """(shape, dtype) of the ``.npy`` data in ``stream``, which is left at the start of the array's bytes."""
+    version = npy_format.read_magic(stream)
+    read_header = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
+    if version not in read_header:
+        raise ValueError(f'unsupported .npy format version {version}')
+    shape, _, dtype = read_header[version](stream)
+    return shape, dtype
+
+
 def _npy_from_bytes(content, path):
     """The array of a ``.npy`` file's bytes, its header's size checked against the bytes there (and the pixel limit,
     ``safe_io.max_image_pixels``) before any data is read; a ValueError names ``path``."""
     from .safe_io import max_image_pixels
     stream = io.BytesIO(content)
     try:
-        version = npy_format.read_magic(stream)
-        read_header = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
-        if version not in read_header:
-            raise ValueError(f'unsupported .npy format version {version}')
-        shape, _, dtype = read_header[version](stream)
+        shape, dtype = _npy_header(stream)
     except (ValueError, EOFError, OSError, SyntaxError, TypeError) as err:
         raise ValueError(f'{shown(path)}: cannot decode the flow file: {err}') from None
     if len(shape) != 3 or shape[2] != FLOW_CHANNELS:

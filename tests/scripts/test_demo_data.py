@@ -290,6 +290,59 @@ def test_compute_flows_cli(tmp_path, capsys):
     assert str(root / 'train' / 'seqC' / 'blur') in capsys.readouterr().err
 
 
+def _tree_bytes(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--out-folder', 'sharp'], 'exists and is not a flow file'),
+    (['--out-folder', 'sharp', '--force'], 'exists and is not a flow file'),
+    (['--out-folder', 'blur', '--force'], "is the blurry frames' folder"),
+    (['--out-folder', '../x'], 'one folder name inside each sequence'),
+])
+def test_compute_flows_replaces_flow_files_only(argv, message, tmp_path, capsys):
+    root = tmp_path / 'root'
+    base = textured(seed=6)
+    for seq in ('seqA', 'seqB'):  # seqB's sharp frames are in the way of a flow, seqA's are not (a run stops first)
+        write_frames(root / 'train' / seq / 'blur', [shift(base, k, 0) for k in range(2)])
+    write_frames(root / 'train' / 'seqB' / 'sharp', [base, base])
+    before = _tree_bytes(root)
+    assert cf.main(['--root', str(root), '--splits', 'train'] + argv) == 1
+    assert message in capsys.readouterr().err
+    assert _tree_bytes(root) == before  # nothing written, nothing replaced
+
+
+def test_flows_under_another_root_leave_the_dataset_as_it_was(tmp_path, capsys):
+    from deblurzoo.data.gopro_dataset import GoProDataset
+    root, flows = tmp_path / 'root', tmp_path / 'flows'
+    base = textured(seed=7)
+    for k, seq in enumerate(('seqA', 'seqB')):
+        write_frames(root / 'train' / seq / 'blur', [shift(base, j + k, 0) for j in range(3)])
+        write_frames(root / 'train' / seq / 'sharp', [shift(base, j + k, 0) for j in range(3)])
+    before = _tree_bytes(root)
+    assert cf.main(['--root', str(root), '--splits', 'train', '--out-root', str(flows)]) == 0
+    assert _tree_bytes(root) == before
+    assert len(list(flows.rglob('train/seq*/flow/*.png'))) == 6
+    data = GoProDataset({'name': 'x', 'phase': 'train', 'dataroot': str(root), 'dataroot_flow': str(flows),
+                         'split': 'train', 'use_flow': True, 'gt_size': 32, 'io_backend': {'type': 'disk'},
+                         'scale': 1})
+    sample = data[1]
+    assert sample['flow'].shape[0] == 4 and abs(float(np.median(sample['flow'][2].numpy())) - 1) < 0.5
+
+
+def test_is_flow_file_by_its_header(tmp_path):
+    flow = np.zeros((5, 6, 4), np.float32)
+    for name in ('a.png', 'a.npy'):
+        cf.flow_util.write_flow(str(tmp_path / name), flow)
+        assert cf.flow_util.is_flow_file(str(tmp_path / name))
+    cv2.imwrite(str(tmp_path / 'frame.png'), np.zeros((5, 6, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / 'deep.png'), np.zeros((5, 6, 3), np.uint16))
+    np.save(tmp_path / 'rgb.npy', np.zeros((5, 6, 3)))
+    (tmp_path / 'notes.png').write_text('not an image')
+    for name in ('frame.png', 'deep.png', 'rgb.npy', 'notes.png', 'missing.png'):
+        assert not cf.flow_util.is_flow_file(str(tmp_path / name)), name
+
+
 # -------------------------------------------------------------------------------------------------------- report
 def test_demo_report_gains_worse_sequences_and_sharp_input(tmp_path):
     from data_factory import make_gopro_tree
