@@ -158,7 +158,7 @@ def main(argv=None):
         parser.error('--lmdb takes LQ GT [FLOW]')
     import torch
     import deblurzoo  # noqa: F401  (registers the datasets and models)
-    from deblurzoo.data.safe_io import check_report_targets, write_report
+    from deblurzoo.data.output_guard import check_report_targets, write_report
     from deblurzoo.inference.loader import resolve_device
     if min(args.workers) < 0 or args.batches < 1 or args.steps < 1:
         parser.error('--workers must be at least 0, --batches and --steps at least 1')

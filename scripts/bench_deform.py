@@ -39,7 +39,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from deblurzoo.data.safe_io import check_report_targets, write_report  # noqa: E402
+from deblurzoo.data.output_guard import check_report_targets, write_report  # noqa: E402
 from deblurzoo.ops import deform_conv2d, get_backend, use_backend  # noqa: E402
 
 try:

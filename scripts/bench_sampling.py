@@ -30,7 +30,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
 import model_cost  # noqa: E402  (scripts/model_cost.py: the argument readers)
 from basicsr.archs import build_network  # noqa: E402
-from deblurzoo.data.safe_io import check_report_targets, write_report  # noqa: E402
+from deblurzoo.data.output_guard import check_report_targets, write_report  # noqa: E402
 from deblurzoo.inference.loader import resolve_device  # noqa: E402
 from deblurzoo.losses.reward_loss import AdaptiveSamplingRewardLoss  # noqa: E402
 from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402

@@ -42,7 +42,7 @@ averaged over the images. Image nets restore each image; video nets each folder'
 
 Writes ``--out``.md (tables and notes) and ``--out``.json (every number, raw). Before measuring it checks that they
 can be written and replace no file of the user's: an existing pair is replaced only where ``OUT.json`` holds JSON (an
-earlier report), and neither may be a checkpoint or option file it reads (``safe_io.check_report_targets``).
+earlier report), and neither may be a checkpoint or option file it reads (``output_guard.check_report_targets``).
 """
 import argparse
 import json
@@ -68,7 +68,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import model_cost  # noqa: E402  (scripts/model_cost.py: the counting code; imports deblurzoo)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from deblurzoo.archs.protocol import arch_info  # noqa: E402
-from deblurzoo.data.safe_io import check_report_targets, write_report  # noqa: E402
+from deblurzoo.data.output_guard import check_report_targets, write_report  # noqa: E402
 from deblurzoo.inference.test_time import measure_peak_memory  # noqa: E402
 
 DEFAULT_SIZES = ('256x256', '1280x720')

@@ -227,13 +227,14 @@ def refuse_non_flows(paths):
 
 def check_out_folder(out_folder, blur_folder):
     """Refuse (ValueError) an ``--out-folder`` that is not one plain folder name, or that is the blurry folder."""
-    if not out_folder or out_folder in ('.', '..') or os.sep in out_folder or (os.altsep or os.sep) in out_folder:
+    if out_folder in ('', '.', '..') or os.path.basename(out_folder) != out_folder:
         raise ValueError(f'--out-folder {shown(out_folder)}: one folder name inside each sequence (e.g. flow)')
     if out_folder == blur_folder:
         raise ValueError(f'--out-folder {shown(out_folder)} is the blurry frames\' folder; choose another (e.g. flow)')
 
 
-def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, pbar=None, seq_dir=None):
+def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, pbar=None, seq_dir=None,
+                         checked=False):
     """Compute and write the flow file of every frame of one sequence, skipping existing ones unless ``force``.
 
     Neighbour frames are read lazily and only kept while needed, so skipped frames cost (almost) nothing.
@@ -245,13 +246,15 @@ def write_sequence_flows(frame_paths, out_folder='flow', force=False, dis=None, 
         dis: estimator from :func:`create_dis` to reuse; a new one if None.
         pbar: optional tqdm bar, advanced once per frame.
         seq_dir: the sequence's folder the flows go into; None: the frames' own (beside the blur folder).
+        checked: the caller has refused non-flow files in the way already (:func:`refuse_non_flows`).
 
     Returns:
         tuple ``(written, skipped)`` of flow-file counts.
     """
     frame_paths = list(frame_paths)
     out_paths = [flow_path_for(frame, out_folder, seq_dir) for frame in frame_paths]
-    refuse_non_flows(out_paths)
+    if not checked:
+        refuse_non_flows(out_paths)
     if len(frame_paths) == 1:
         warnings.warn(f'a sequence with a single frame ({shown(frame_paths[0])}) gets zero flows')
     dis = create_dis() if dis is None else dis
@@ -315,7 +318,7 @@ def compute_root_flows(root,
         for split, seq, frames in sequences:
             pbar.set_postfix_str(f'{split}/{seq}')
             written, skipped = write_sequence_flows(frames, out_folder, force, dis, pbar,
-                                                    os.path.join(out_root, split, seq))
+                                                    os.path.join(out_root, split, seq), checked=True)
             stats['written'] += written
             stats['skipped'] += skipped
     return stats

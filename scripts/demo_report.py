@@ -64,13 +64,13 @@ def main(argv=None):
 
     import deblurzoo  # noqa: F401  (BasicSR needs deblurzoo's compatibility patches before it imports)
     from basicsr.metrics import calculate_psnr, calculate_ssim
-    from deblurzoo.data import safe_io
+    from deblurzoo.data import output_guard, safe_io
     from deblurzoo.data.gopro_dataset import scan_gopro
 
     table_path, rows_path = osp.join(args.out, 'results.md'), osp.join(args.out, 'results.json')
     try:  # the report goes beside the data, never among it, and replaces only an earlier report
-        safe_io.refuse_overlap(args.out, args.dataroot, '--out', '--dataroot')
-        safe_io.check_report_targets([rows_path, table_path], '--out')
+        output_guard.refuse_overlap(args.out, args.dataroot, '--out', '--dataroot')
+        output_guard.check_report_targets([rows_path, table_path], '--out')
     except ValueError as err:
         parser.error(str(err))
     pairs = scan_gopro(args.dataroot, args.split)

@@ -94,7 +94,7 @@ import deblurzoo  # noqa: E402  (registers the archs; patches BasicSR first)
 from basicsr.archs import build_network  # noqa: E402
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: E402
 from deblurzoo.archs.protocol import arch_info  # noqa: E402
-from deblurzoo.data import safe_io  # noqa: E402
+from deblurzoo.data import output_guard, safe_io  # noqa: E402
 from deblurzoo.inference import InferenceError, load_weights  # noqa: E402
 from deblurzoo.inference.loader import LoadedModel, load_model  # noqa: E402
 from deblurzoo.ops import ModulatedDeformConv, use_backend  # noqa: E402
@@ -503,7 +503,7 @@ def export(args):
     differences, None when not checked)."""
     loaded = load_net(args.model, args.weights, args.kwargs, args.param_key, warn_untrained=not args.randomize)
     try:  # the checkpoint (also the option file's) or the option file under another name: never replaced
-        safe_io.refuse_overwriting_inputs(args.output, [args.model, args.weights, loaded.weights], '--output')
+        output_guard.refuse_overwriting_inputs(args.output, [args.model, args.weights, loaded.weights], '--output')
     except ValueError as err:
         raise ExportError(str(err)) from None
     net, arch = loaded.net, loaded.arch

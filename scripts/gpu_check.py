@@ -107,7 +107,7 @@ class Report:
         return self.data['sections'].setdefault(name, {'status': 'running', 'rows': []})
 
     def save(self):
-        from deblurzoo.data.safe_io import write_report
+        from deblurzoo.data.output_guard import write_report
         write_report(self.out + '.json', json.dumps(self.data, indent=1, default=str))
         write_report(self.out + '.md', markdown(self.data))
 
@@ -502,7 +502,7 @@ def main(argv=None):
     sys.path[:0] = [REPO, osp.join(REPO, 'scripts')]
     import torch
     import benchmark  # noqa: F401  (imports deblurzoo: registers everything)
-    from deblurzoo.data.safe_io import check_report_targets
+    from deblurzoo.data.output_guard import check_report_targets
     try:
         check_report_targets([args.out + '.json', args.out + '.md'], '--out')
     except ValueError as err:

@@ -45,7 +45,7 @@ from tqdm import tqdm
 SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(SCRIPTS_DIR))  # the repository's deblurzoo, also when run as a file
 
-from deblurzoo.data import safe_io  # noqa: E402
+from deblurzoo.data import output_guard, safe_io  # noqa: E402
 from deblurzoo.data.blur_synthesis import ANCHORS, SynthConfig, shake_pair, window_pair  # noqa: E402
 from deblurzoo.data.frame_averaging import detect_scene_cuts, segment_windows, split_segments, still_pairs  # noqa
 from deblurzoo.data.motion_blur_synth_dataset import read_frame, read_video, scan_sources  # noqa: E402
@@ -258,7 +258,7 @@ def check_out(out, sources):
     is, holds or lies inside a source (links resolved), or one :func:`check_owned` refuses. A ValueError names the
     folder and says why."""
     for source in sources:
-        safe_io.refuse_overlap(out, source, '--out', 'the source')
+        output_guard.refuse_overlap(out, source, '--out', 'the source')
     check_owned(out)
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, ROOT_DIR)  # the repository's deblurzoo, also when run as a f
 
 from deblurzoo.data import blur_synthesis as bs  # noqa: E402
 from deblurzoo.data.motion_blur_synth_dataset import read_frame  # noqa: E402
-from deblurzoo.data import safe_io  # noqa: E402
+from deblurzoo.data import output_guard  # noqa: E402
 from deblurzoo.data.safe_io import write_image  # noqa: E402
 
 GAMMA, GAIN, THRESHOLD = 2.2, 10.0, 0.98
@@ -79,7 +79,7 @@ def main(argv=None):
     parser.add_argument('--out', default=os.path.join(ROOT_DIR, 'docs', 'blur_synthesis.jpg'))
     args = parser.parse_args(argv)
     try:
-        safe_io.refuse_overwriting_inputs(args.out, [args.image])
+        output_guard.refuse_overwriting_inputs(args.out, [args.image])
         img = read_frame(args.image) if args.image else default_image()
     except (OSError, ValueError) as err:
         print(f'show_blur_synthesis.py: error: {err}', file=sys.stderr)

@@ -24,7 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import deblurzoo  # noqa: E402,F401  (registers the archs)
 from basicsr.utils import img2tensor  # noqa: E402
 from deblurzoo.archs.protocol import arch_info  # noqa: E402
-from deblurzoo.data import safe_io  # noqa: E402
+from deblurzoo.data import output_guard, safe_io  # noqa: E402
 from deblurzoo.inference.loader import load_model  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def main(argv=None):
     parser.add_argument('--out', required=True, help='output PNG')
     args = parser.parse_args(argv)
     try:
-        safe_io.refuse_overwriting_inputs(args.out, [args.image, args.opt])
+        output_guard.refuse_overwriting_inputs(args.out, [args.image, args.opt])
         panels = render(args.opt, args.image)
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         safe_io.write_image(args.out, panels)

@@ -20,10 +20,6 @@ the file's name.
   declares (saying how many frames were read); :class:`AtomicVideoWriter` writes a temporary file beside the target
   through such a link, reopens it and counts its frames and checks their size, and only then renames it onto the
   target (a full disk, which OpenCV's writer does not report, leaves no file and is named in the error).
-- Reports and outputs never replace a file of the user's: :func:`refuse_overwriting_inputs` (an output that is one
-  of the inputs, by identity), :func:`refuse_overlap` (an output folder inside the user's data, or holding it) and
-  :func:`check_report_targets` (checked before a long measurement: a report's files replace only an earlier report,
-  and can be written), then :func:`write_report`.
 
 numpy, OpenCV and lmdb only (``scripts/compute_flows.py`` loads ``flow_util``, which imports this file, without the
 package).
@@ -53,73 +49,6 @@ def shown(name):
         return name
     name = name.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
     return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in name)
-
-
-def file_identity(path):
-    """(device, inode) of the file at ``path`` (links followed), or None where there is none: two names of one file
-    (a symbolic or hard link, a bind mount) have the same identity."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
-
-
-def refuse_overwriting_inputs(target, inputs, option='--out'):
-    """Raise a ValueError naming ``option`` and the file when ``target`` is (by identity) one of ``inputs``."""
-    identity = file_identity(target)
-    if identity is not None and any(file_identity(path) == identity for path in inputs if path):
-        raise ValueError(f'{option} {shown(target)} is an input; not overwriting it (choose another output)')
-
-
-def refuse_overlap(out, folder, option='--out', what='the source'):
-    """Raise a ValueError when the output folder ``out`` and the user's ``folder`` overlap (one is, or lies inside,
-    the other; links resolved): an output written there would put files among the user's own."""
-    where, real = osp.realpath(out), osp.realpath(folder)
-    if osp.commonpath([where, real]) in (where, real):
-        raise ValueError(f'{option} {shown(out)} and {what} {shown(folder)} overlap (one is, or lies inside, the '
-                         f'other): choose an output folder outside it; nothing was written')
-
-
-def _json_report(path):
-    """Whether the file at ``path`` is a JSON document (what a report writer wrote before)."""
-    import json
-    try:
-        with open(path, 'rb') as f:
-            json.loads(f.read().decode('utf-8'))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return True
-
-
-def check_report_targets(paths, option, inputs=()):
-    """Check, before a measurement or a report that takes a while, that its files ``paths`` (``OUT.json`` and
-    ``OUT.md``, say) can be written and that writing them loses nothing of the user's; a ValueError names ``option``
-    and the file. Refused: a folder; one of ``inputs`` (by identity: links and hard links too); a place whose nearest
-    existing folder is not a writable folder (missing folders are made when the report is written, by
-    :func:`write_report`); and an existing file that is not a report of an earlier run: a ``.json`` target must hold
-    JSON, any other target is replaced only beside a ``.json`` target that does (the pair an earlier run wrote)."""
-    paths = [p for p in paths if p]
-    reports = [p for p in paths if str(p).endswith('.json') and osp.isfile(p) and _json_report(p)]
-    for path in paths:
-        if osp.isdir(path):
-            raise ValueError(f'{option} {shown(path)} is a folder; give a file name')
-        refuse_overwriting_inputs(path, inputs, option)
-        folder = osp.dirname(osp.abspath(path))
-        while not osp.lexists(folder):
-            folder = osp.dirname(folder)
-        if not osp.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
-            raise ValueError(f'{option} {shown(path)}: {shown(folder)} is not a writable folder')
-        if osp.lexists(path) and path not in reports and (str(path).endswith('.json') or not reports):
-            kind = 'JSON' if str(path).endswith('.json') else 'beside a JSON report'
-            raise ValueError(f'{option} {shown(path)} exists and is not a report written by an earlier run (not '
-                             f'{kind}); not replacing it: remove it or choose another name')
-
-
-def write_report(path, text):
-    """Write a report (text) atomically (:func:`write_text_atomic`), making its folder first where it is missing."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    write_text_atomic(path, text)
 
 
 def read_bytes(path):

@@ -57,7 +57,7 @@ from tqdm import tqdm
 import deblurzoo  # noqa: F401  (registers the archs)
 from .errors import InferenceError
 from .loader import load_model
-from deblurzoo.data import safe_io
+from deblurzoo.data import output_guard, safe_io
 from deblurzoo.data.data_util import decode_stored
 from deblurzoo.data.safe_io import shown
 from .media import (IMAGE_EXTS, VIDEO_EXTS, VideoWriter, check_writable_format, kind_of, read_image, read_video,
@@ -115,11 +115,11 @@ def check_targets(jobs, overwrite, skip_existing=False):
     in folders that cannot be written; check the image formats. Inputs and outputs are compared by file identity, so
     another name of an input (a symbolic or hard link, a bind mount) is refused too. Returns the set of targets that
     exist already (with ``skip_existing``: to keep if complete, see :func:`check_existing`)."""
-    sources = {safe_io.file_identity(s) for kind, src, _ in jobs
+    sources = {output_guard.file_identity(s) for kind, src, _ in jobs
                for s in (src if kind == 'sequence' else [src])} - {None}
     existing, folders = [], set()
     for target in _targets(jobs):
-        if safe_io.file_identity(target) in sources:
+        if output_guard.file_identity(target) in sources:
             raise InferenceError(f'--output would overwrite the input {shown(target)}; choose another output path')
         if osp.isdir(target):
             raise InferenceError(f'--output {shown(target)} is a folder; it cannot be replaced by a file')

@@ -1,5 +1,5 @@
 """Reports of the measuring scripts never replace a file of the user's, and their arguments are checked before the
-measuring: ``safe_io.check_report_targets``/``refuse_overlap``/``write_report``, and their use by benchmark.py,
+measuring: ``output_guard.check_report_targets``/``refuse_overlap``/``write_report``, and their use by benchmark.py,
 bench_deform.py, bench_sampling.py, bench_data.py, model_cost.py, demo_report.py and gpu_check.py (``--vendor``)."""
 import json
 import os
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from data_factory import REPO_ROOT, load_script, make_gopro_tree
-from deblurzoo.data import safe_io
+from deblurzoo.data import output_guard
 
 README = '# my notes\n\nkept for years\n'
 
@@ -18,10 +18,10 @@ README = '# my notes\n\nkept for years\n'
 def test_a_new_report_and_an_earlier_one_may_be_written(tmp_path):
     out = tmp_path / 'deep' / 'er' / 'bench'
     paths = [f'{out}.json', f'{out}.md']
-    safe_io.check_report_targets(paths, '--out')  # missing folders are made when writing
-    safe_io.write_report(paths[0], '{"a": 1}')
-    safe_io.write_report(paths[1], '# report\n')
-    safe_io.check_report_targets(paths, '--out')  # an earlier run's pair: replaced
+    output_guard.check_report_targets(paths, '--out')  # missing folders are made when writing
+    output_guard.write_report(paths[0], '{"a": 1}')
+    output_guard.write_report(paths[1], '# report\n')
+    output_guard.check_report_targets(paths, '--out')  # an earlier run's pair: replaced
     assert json.loads((tmp_path / 'deep' / 'er' / 'bench.json').read_text()) == {'a': 1}
 
 
@@ -51,7 +51,7 @@ def test_what_is_refused_names_the_option_and_the_file(tmp_path, case):
         os.link(tmp_path / 'model.json', tmp_path / 'out.json')
         inputs = [str(tmp_path / 'model.json')]
     with pytest.raises(ValueError, match='--opt-name') as err:
-        safe_io.check_report_targets(paths, '--opt-name', inputs)
+        output_guard.check_report_targets(paths, '--opt-name', inputs)
     assert str(tmp_path) in str(err.value)
     assert readme.read_text() == README and notes.read_text() == 'not JSON at all'
 
@@ -61,11 +61,11 @@ def test_overlapping_folders_are_refused_both_ways(tmp_path):
     (data / 'seq').mkdir(parents=True)
     for out in (data, data / 'seq' / 'report', tmp_path):
         with pytest.raises(ValueError, match='overlap'):
-            safe_io.refuse_overlap(str(out), str(data), '--out', '--dataroot')
+            output_guard.refuse_overlap(str(out), str(data), '--out', '--dataroot')
     os.symlink(data, tmp_path / 'link')
     with pytest.raises(ValueError, match='overlap'):
-        safe_io.refuse_overlap(str(tmp_path / 'link' / 'r'), str(data), '--out', '--dataroot')
-    safe_io.refuse_overlap(str(tmp_path / 'results'), str(data), '--out', '--dataroot')
+        output_guard.refuse_overlap(str(tmp_path / 'link' / 'r'), str(data), '--out', '--dataroot')
+    output_guard.refuse_overlap(str(tmp_path / 'results'), str(data), '--out', '--dataroot')
 
 
 # -------------------------------------------------------------------------------------------------- the scripts

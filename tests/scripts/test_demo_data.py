@@ -312,6 +312,16 @@ def test_compute_flows_replaces_flow_files_only(argv, message, tmp_path, capsys)
     assert _tree_bytes(root) == before  # nothing written, nothing replaced
 
 
+def test_a_sequence_writer_called_alone_refuses_a_non_flow_in_the_way(tmp_path):
+    base = textured(seed=8)
+    frames = write_frames(tmp_path / 'seq' / 'blur', [base, shift(base, 1, 0)])
+    write_frames(tmp_path / 'seq' / 'flow', [base])  # a frame where the first flow would go
+    before = _tree_bytes(tmp_path)
+    with pytest.raises(ValueError, match='exists and is not a flow file'):
+        cf.write_sequence_flows(frames, 'flow', force=True)
+    assert _tree_bytes(tmp_path) == before
+
+
 def test_flows_under_another_root_leave_the_dataset_as_it_was(tmp_path, capsys):
     from deblurzoo.data.gopro_dataset import GoProDataset
     root, flows = tmp_path / 'root', tmp_path / 'flows'
